@@ -1,0 +1,195 @@
+"""The vocabulary of the pure core: registrations, recorded events and notifications.
+
+Nothing here imports Airflow or SQLAlchemy. The store turns its rows into these
+objects and back; the rules, the renderers and the outbox logic only ever see these.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Direction(str, enum.Enum):
+    FORWARD = "forward"
+    BACKWARD = "backward"
+
+
+class NotificationKind(str, enum.Enum):
+    NOT_ACCESSIBLE = "not_accessible"
+    GLOBAL_IMMEDIATE = "global_immediate"
+    GLOBAL_THRESHOLD = "global_threshold"
+    INACTIVITY = "inactivity"
+    PROCESSING = "processing"
+
+    @property
+    def is_immediate(self) -> bool:
+        """Kinds that do not wait for the schedule (DESIGN.md, Rules table)."""
+        return self in (NotificationKind.NOT_ACCESSIBLE, NotificationKind.GLOBAL_IMMEDIATE)
+
+
+class EventKind(str, enum.Enum):
+    RUN_FAILED = "run_failed"  # a DAG run ended failed (global / job failure)
+    RUN_SUCCEEDED = "run_succeeded"  # resets the consecutive failure count
+    TASK_FAILED = "task_failed"  # a task instance failed (processing failure)
+    ENTITY_FAILED = "entity_failed"  # record_entity_failure() from inside a task
+
+
+class OutboxState(str, enum.Enum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------
+
+THRESHOLD_MIN = 1
+THRESHOLD_MAX = 20
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    enabled: bool = True
+    inactivity_minutes: int | None = None  # None: no inactivity mail
+    notify_immediately: bool = True
+    failure_count_threshold: int = 1  # used only when notify_immediately is False
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    enabled: bool = True
+    notify_before_max_retries: bool = False
+
+
+@dataclass(frozen=True)
+class DirectionSettings:
+    """Everything that can differ between the forward and the backward direction."""
+
+    smtp_conn_id: str
+    recipients: tuple[str, ...]
+    cc: tuple[str, ...] = ()
+    subject_prefix: str = ""
+    include_error_trace: bool = True
+    global_: GlobalSettings = field(default_factory=GlobalSettings)
+    processing: ProcessingSettings = field(default_factory=ProcessingSettings)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One integration registered for failure notification.
+
+    ``integration`` is the forward DAG id and names the registration everywhere.
+    ``backward`` holds the backward direction's own settings when ``same_for_backward``
+    is False (already merged with the forward ones for omitted keys); otherwise None.
+    """
+
+    integration: str
+    forward: DirectionSettings
+    backward_integration: str | None = None
+    same_for_backward: bool = True
+    backward: DirectionSettings | None = None
+    registered_at: datetime | None = None
+
+    def directions(self) -> tuple[Direction, ...]:
+        if self.backward_integration:
+            return (Direction.FORWARD, Direction.BACKWARD)
+        return (Direction.FORWARD,)
+
+    def dag_id_for(self, direction: Direction) -> str:
+        if direction is Direction.BACKWARD:
+            if not self.backward_integration:
+                raise ValueError(f"{self.integration} has no backward DAG")
+            return self.backward_integration
+        return self.integration
+
+    def settings_for(self, direction: Direction) -> DirectionSettings:
+        if direction is Direction.BACKWARD and not self.same_for_backward and self.backward is not None:
+            return self.backward
+        return self.forward
+
+    def direction_of(self, dag_id: str) -> Direction | None:
+        if dag_id == self.integration:
+            return Direction.FORWARD
+        if self.backward_integration and dag_id == self.backward_integration:
+            return Direction.BACKWARD
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Recorded events
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailureEvent:
+    """A row of the events table, as the rules see it.
+
+    ``entity`` names the failed thing: the task id (``task_id[map_index]`` or the rendered
+    map index for mapped tasks), or the entity id given to ``record_entity_failure``.
+    ``is_final`` is False for a failure that will be retried. ``not_accessible`` was decided
+    at capture time from the live exception (a string error is never not-accessible).
+    """
+
+    id: int
+    kind: EventKind
+    integration: str
+    direction: Direction
+    dag_id: str
+    run_id: str
+    occurred_at: datetime
+    task_id: str | None = None
+    map_index: int = -1
+    entity: str | None = None
+    try_number: int | None = None
+    max_tries: int | None = None
+    is_final: bool = True
+    not_accessible: bool = False
+    error_message: str = ""
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class DirectionState:
+    """What the rules remember per (integration, direction) between evaluations."""
+
+    integration: str
+    direction: Direction
+    # Failed runs counted towards the threshold since the last reset, oldest first (event ids).
+    consecutive_failure_event_ids: tuple[int, ...] = ()
+    last_activity_at: datetime | None = None
+    # Start of the quiet spell already notified; None when no spell has been notified.
+    notified_spell_start: datetime | None = None
+    # The first pass that saw the DAG unpaused after a pause restarts the inactivity clock.
+    was_paused: bool = False
+    unpaused_seen_at: datetime | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Notifications
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotificationDraft:
+    """A notification the rules decided is due; the store writes it to the outbox.
+
+    ``dedupe_key`` is unique in the outbox (DESIGN.md's Rules table), which is what makes
+    "at most one notification of each kind per failure, ever" hold even when two
+    evaluations race. ``events`` are the failures it reports, in order.
+    """
+
+    kind: NotificationKind
+    integration: str
+    direction: Direction
+    dedupe_key: str
+    created_at: datetime
+    events: Sequence[FailureEvent] = ()
+    run_id: str | None = None
+    inactivity_minutes: int | None = None
+    quiet_since: datetime | None = None

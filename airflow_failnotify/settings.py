@@ -1,0 +1,127 @@
+"""The ``[failnotify]`` configuration section, read through Airflow's configuration.
+
+Reading is lazy (never at import): Airflow's ``conf`` already honours the
+``AIRFLOW__FAILNOTIFY__*`` environment variables and the secrets backends. Every option
+is declared, with its default, in get_provider_info's ``config`` section.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from airflow_failnotify.exceptions import ConfigurationError
+
+SECTION = "failnotify"
+
+DEFAULTS: dict[str, str] = {
+    "sql_alchemy_conn": "",
+    "store_timeout": "5",
+    "notification_schedule": "*/30 * * * *",
+    "max_attempts": "5",
+    "lease_seconds": "300",
+    "immediate_poll_seconds": "2",
+    "base_url": "",
+    "spool_dir": "",
+}
+
+_DISTRIBUTED_EXECUTORS = ("celery", "kubernetes", "edge")
+
+
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+
+
+def get_option(key: str) -> str:
+    """One option: env var, then airflow.cfg (through Airflow's conf when importable), then default."""
+    env = os.environ.get(f"AIRFLOW__{SECTION.upper()}__{key.upper()}")
+    if env is not None:
+        return env
+    try:
+        from airflow.configuration import conf
+    except ImportError:  # pragma: no cover - the package always runs next to Airflow
+        return DEFAULTS.get(key, "")
+    value = conf.get(SECTION, key, fallback=None)
+    return DEFAULTS.get(key, "") if value is None else str(value)
+
+
+def get_int(key: str) -> int:
+    raw = get_option(key)
+    try:
+        return int(raw)
+    except ValueError as err:
+        raise ConfigurationError(f"[{SECTION}] {key} must be a whole number, got {raw!r}") from err
+
+
+def get_float(key: str) -> float:
+    raw = get_option(key)
+    try:
+        return float(raw)
+    except ValueError as err:
+        raise ConfigurationError(f"[{SECTION}] {key} must be a number, got {raw!r}") from err
+
+
+def default_store_url() -> str:
+    return f"sqlite:///{airflow_home() / 'failnotify.db'}"
+
+
+def store_url() -> str:
+    return get_option("sql_alchemy_conn").strip() or default_store_url()
+
+
+def spool_dir() -> Path:
+    configured = get_option("spool_dir").strip()
+    return Path(configured) if configured else airflow_home() / "failnotify-spool"
+
+
+def airflow_base_url() -> str | None:
+    """Where links in emails point: ``[failnotify] base_url``, else Airflow's ``[api] base_url``."""
+    own = get_option("base_url").strip()
+    if own:
+        return own.rstrip("/")
+    try:
+        from airflow.configuration import conf
+
+        value = conf.get("api", "base_url", fallback="") or ""
+    except ImportError:  # pragma: no cover
+        value = ""
+    return value.rstrip("/") or None
+
+
+def executor_name() -> str:
+    env = os.environ.get("AIRFLOW__CORE__EXECUTOR")
+    if env is not None:
+        return env
+    try:
+        from airflow.configuration import conf
+
+        return str(conf.get("core", "executor", fallback="") or "")
+    except ImportError:  # pragma: no cover
+        return ""
+
+
+def check_store_fits_executor(url: str, executor: str | None = None) -> None:
+    """SQLite is one file on one host: refuse it under a distributed executor."""
+    executor = executor_name() if executor is None else executor
+    if url.startswith("sqlite") and any(name in executor.lower() for name in _DISTRIBUTED_EXECUTORS):
+        raise ConfigurationError(
+            f"the failnotify store is SQLite ({url}) but Airflow runs the distributed executor "
+            f"{executor!r}: every host would get its own file. Set [{SECTION}] sql_alchemy_conn "
+            f"(AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN) to a PostgreSQL URL."
+        )
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    max_attempts: int
+    lease_seconds: int
+    base_url: str | None
+
+    @classmethod
+    def load(cls) -> DeliverySettings:
+        return cls(
+            max_attempts=max(1, get_int("max_attempts")),
+            lease_seconds=max(10, get_int("lease_seconds")),
+            base_url=airflow_base_url(),
+        )

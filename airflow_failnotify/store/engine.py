@@ -1,0 +1,119 @@
+"""The store's own SQLAlchemy engine and its alembic migrations.
+
+SQLite is the embedded default. Several Airflow processes (scheduler, every task, the
+api-server, the triggerer) write to the same file, so it runs in WAL mode with a busy
+timeout, and every transaction starts with ``BEGIN IMMEDIATE``: a writer waits for the
+lock up front instead of failing with "database is locked" when it upgrades a read lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import NullPool
+
+from airflow_failnotify.exceptions import ConfigurationError, StoreNotReadyError
+from airflow_failnotify.store.tables import VERSION_TABLE
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def create_store_engine(url: str, *, timeout: float = 5.0) -> Engine:
+    """An engine whose every wait (connect, lock, statement) is bounded by ``timeout`` seconds."""
+    try:
+        parsed = make_url(url)
+    except Exception as err:
+        raise ConfigurationError(f"[failnotify] sql_alchemy_conn is not a valid database URL: {err}") from err
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": timeout, "check_same_thread": False},
+            # A file database gains nothing from pooling across threads, and NullPool avoids
+            # sharing one connection between the triggerer's worker threads.
+            poolclass=NullPool,
+        )
+        busy_ms = int(timeout * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see below)
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin_immediate(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if backend == "postgresql":
+        connect_args: dict[str, Any] = {}
+        if parsed.get_driver_name() in ("psycopg2", "psycopg", ""):
+            connect_args = {
+                "connect_timeout": max(1, int(timeout)),
+                "options": f"-c lock_timeout={int(timeout * 1000)} -c statement_timeout={int(timeout * 6000)}",
+            }
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _alembic_config(connection: Connection) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def code_head() -> str:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    head = script.get_current_head()
+    if head is None:  # pragma: no cover - the package ships its migrations
+        raise RuntimeError("failnotify ships no migrations")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return None
+        row = conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").first()
+        return None if row is None else str(row[0])
+
+
+def migrate(engine: Engine) -> tuple[str | None, str]:
+    """Create or upgrade the schema to the code's head; idempotent. Returns (before, after)."""
+    from alembic import command
+
+    before = current_revision(engine)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "head")
+    after = current_revision(engine)
+    log.info("failnotify store migrated from %s to %s", before or "nothing", after)
+    return before, after or ""
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise StoreNotReadyError unless the database is at the code's head revision."""
+    revision = current_revision(engine)
+    head = code_head()
+    if revision is None:
+        raise StoreNotReadyError("no failnotify tables in this database")
+    if revision != head:
+        raise StoreNotReadyError(f"database is at revision {revision}, the installed code needs {head}")
