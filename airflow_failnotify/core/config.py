@@ -205,7 +205,9 @@ def _threshold(value: Any, path: str, out: _Collector) -> int:
     return number
 
 
-def _parse_global(data: Mapping[str, Any] | None, base: GlobalSettings, path: str, out: _Collector) -> GlobalSettings:
+def _parse_global(
+    data: Mapping[str, Any] | None, base: GlobalSettings, path: str, out: _Collector
+) -> GlobalSettings:
     if data is None:
         return base
     _check_unknown(data, _GLOBAL_KEYS, path, out)
@@ -361,12 +363,17 @@ def check_dag_conflicts(
             if dag_id:
                 owner[dag_id] = reg.integration
     for path, reg in saving:
-        for key, dag_id in (("integration", reg.integration), ("backward_integration", reg.backward_integration)):
+        for key, dag_id in (
+            ("integration", reg.integration),
+            ("backward_integration", reg.backward_integration),
+        ):
             if not dag_id:
                 continue
             if dag_id in owner and owner[dag_id] != reg.integration:
                 errors.append(
-                    FieldError(_join(path, key), f"DAG {dag_id!r} is already used by integration {owner[dag_id]!r}")
+                    FieldError(
+                        _join(path, key), f"DAG {dag_id!r} is already used by integration {owner[dag_id]!r}"
+                    )
                 )
             elif dag_id in owner:
                 errors.append(FieldError(_join(path, key), f"DAG {dag_id!r} appears twice"))
@@ -379,7 +386,9 @@ def parse_document(document: Any) -> list[Registration]:
     """Validate a whole configuration file (``{"notifications": [...]}``) as one unit."""
     out = _Collector()
     if not isinstance(document, Mapping):
-        raise ConfigValidationError([FieldError("", "the file must be a mapping with a 'notifications' list")])
+        raise ConfigValidationError(
+            [FieldError("", "the file must be a mapping with a 'notifications' list")]
+        )
     _check_unknown(document, {"notifications"}, "", out)
     entries = document.get("notifications")
     if entries is None:
@@ -440,7 +449,9 @@ def registration_to_dict(registration: Registration) -> dict[str, Any]:
 
 
 def document_to_dict(registrations: Iterable[Registration]) -> dict[str, Any]:
-    return {"notifications": [registration_to_dict(r) for r in sorted(registrations, key=lambda r: r.integration)]}
+    return {
+        "notifications": [registration_to_dict(r) for r in sorted(registrations, key=lambda r: r.integration)]
+    }
 
 
 def bulk_registration(

@@ -168,6 +168,21 @@ class DirectionState:
     # The first pass that saw the DAG unpaused after a pause restarts the inactivity clock.
     was_paused: bool = False
     unpaused_seen_at: datetime | None = None
+    # The failure events behind ``consecutive_failure_event_ids`` (same order), which the threshold
+    # mail lists. The store may persist only the ids and load these rows back by id.
+    counted_failures: tuple[FailureEvent, ...] = ()
+    # The DAG this state was tracking and the first evaluation that saw it linked to this direction:
+    # a backward DAG linked (or re-linked) by an update starts its own count and inactivity clock.
+    dag_id: str | None = None
+    tracked_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DagStatus:
+    """A DAG's status at evaluation time (Airflow's Task SDK). A missing DAG: the defaults."""
+
+    is_paused: bool = False
+    has_running_run: bool = False  # a run still in progress counts as activity
 
 
 # ---------------------------------------------------------------------------------------------

@@ -64,7 +64,9 @@ def create_store_engine(url: str, *, timeout: float = 5.0) -> Engine:
         if parsed.get_driver_name() in ("psycopg2", "psycopg", ""):
             connect_args = {
                 "connect_timeout": max(1, int(timeout)),
-                "options": f"-c lock_timeout={int(timeout * 1000)} -c statement_timeout={int(timeout * 6000)}",
+                "options": (
+                    f"-c lock_timeout={int(timeout * 1000)} -c statement_timeout={int(timeout * 6000)}"
+                ),
             }
         return create_engine(url, connect_args=connect_args, pool_pre_ping=True, pool_size=2, max_overflow=4)
     return create_engine(url, pool_pre_ping=True)

@@ -90,7 +90,8 @@ class EventRecord:
             return f"{self.kind.value}|{self.dag_id}|{self.run_id}"
         if self.kind is EventKind.TASK_FAILED:
             return f"task|{self.dag_id}|{self.run_id}|{self.task_id}|{self.map_index}|{self.try_number}"
-        return f"entity|{self.dag_id}|{self.run_id}|{self.task_id}|{self.map_index}|{self.entity}|{self.try_number}"
+        where = f"{self.dag_id}|{self.run_id}|{self.task_id}|{self.map_index}"
+        return f"entity|{where}|{self.entity}|{self.try_number}"
 
     def to_json(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -426,7 +427,9 @@ class Store:
         try:
             check_schema(self.engine)
         except OperationalError as err:
-            raise StoreUnavailableError(f"cannot reach the failnotify store {self.url_for_display}: {err.orig}") from err
+            raise StoreUnavailableError(
+                f"cannot reach the failnotify store {self.url_for_display}: {err.orig}"
+            ) from err
         self._ready = True
 
     def _begin(self) -> Any:
@@ -434,14 +437,18 @@ class Store:
         try:
             return self.engine.begin()
         except OperationalError as err:
-            raise StoreUnavailableError(f"cannot reach the failnotify store {self.url_for_display}: {err.orig}") from err
+            raise StoreUnavailableError(
+                f"cannot reach the failnotify store {self.url_for_display}: {err.orig}"
+            ) from err
 
     def _connect(self) -> Any:
         self.check_ready()
         try:
             return self.engine.connect()
         except OperationalError as err:
-            raise StoreUnavailableError(f"cannot reach the failnotify store {self.url_for_display}: {err.orig}") from err
+            raise StoreUnavailableError(
+                f"cannot reach the failnotify store {self.url_for_display}: {err.orig}"
+            ) from err
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -523,12 +530,22 @@ class Store:
                     updated_at=now,
                 )
             )
-        rows = [{"integration": reg.integration, "direction": "forward", "dag_id": reg.integration,
-                 **_settings_row(reg.forward)}]
+        rows = [
+            {
+                "integration": reg.integration,
+                "direction": "forward",
+                "dag_id": reg.integration,
+                **_settings_row(reg.forward),
+            }
+        ]
         if reg.backward_integration:
             rows.append(
-                {"integration": reg.integration, "direction": "backward", "dag_id": reg.backward_integration,
-                 **_settings_row(reg.settings_for(Direction.BACKWARD))}
+                {
+                    "integration": reg.integration,
+                    "direction": "backward",
+                    "dag_id": reg.backward_integration,
+                    **_settings_row(reg.settings_for(Direction.BACKWARD)),
+                }
             )
         else:
             # The backward DAG was removed: forget what its direction remembered.
@@ -542,8 +559,9 @@ class Store:
                 query = query.where(table.c.direction == direction.value)
             conn.execute(query)
 
-    def save_registrations(self, registrations: Sequence[Registration], *, replace_all: bool = False,
-                           dry_run: bool = False) -> ImportPlan:
+    def save_registrations(
+        self, registrations: Sequence[Registration], *, replace_all: bool = False, dry_run: bool = False
+    ) -> ImportPlan:
         """Add or update ``registrations`` in one transaction (all or nothing).
 
         With ``replace_all`` every stored registration not in the list is unregistered. DAG
@@ -554,9 +572,7 @@ class Store:
             stored = {reg.integration: reg for reg in self._registrations(conn)}
             names = {reg.integration for reg in registrations}
             others = [] if replace_all else [r for r in stored.values() if r.integration not in names]
-            conflicts = check_dag_conflicts(
-                [(reg.integration, reg) for reg in registrations], others
-            )
+            conflicts = check_dag_conflicts([(reg.integration, reg) for reg in registrations], others)
             if conflicts:
                 raise ConfigValidationError(conflicts)
             now = utcnow()
@@ -596,7 +612,8 @@ class Store:
                 if reg.integration in used:
                     owner = used[reg.integration]
                     skipped[reg.integration] = (
-                        "already configured" if owner == reg.integration
+                        "already configured"
+                        if owner == reg.integration
                         else f"already the backward DAG of {owner}"
                     )
                     continue
@@ -615,14 +632,22 @@ class Store:
         closed = conn.execute(
             update(t.outbox)
             .where(t.outbox.c.integration == integration, t.outbox.c.state.in_(["pending", "failed"]))
-            .values(state=OutboxState.CLOSED.value, updated_at=now,
-                    last_error="closed: the integration was unregistered")
+            .values(
+                state=OutboxState.CLOSED.value,
+                updated_at=now,
+                last_error="closed: the integration was unregistered",
+            )
         ).rowcount
         if closed:
-            conn.execute(insert(t.error_log).values(
-                occurred_at=now, category="config", integration=integration, server=None,
-                reason=f"{closed} unsent notification(s) closed because {integration} was unregistered",
-            ))
+            conn.execute(
+                insert(t.error_log).values(
+                    occurred_at=now,
+                    category="config",
+                    integration=integration,
+                    server=None,
+                    reason=f"{closed} unsent notification(s) closed because {integration} was unregistered",
+                )
+            )
         return bool(deleted)
 
     def unregister(self, integration: str) -> bool:
@@ -652,15 +677,19 @@ class Store:
             return {
                 row.dag_id: (row.integration, Direction(row.direction))
                 for row in conn.execute(
-                    select(t.direction_config.c.dag_id, t.direction_config.c.integration,
-                           t.direction_config.c.direction)
+                    select(
+                        t.direction_config.c.dag_id,
+                        t.direction_config.c.integration,
+                        t.direction_config.c.direction,
+                    )
                 )
             }
 
     # --- capture ------------------------------------------------------------------------------
 
-    def _insert_ignore(self, conn: Connection, table: Any, values: Sequence[Mapping[str, Any]],
-                       conflict: Sequence[str]) -> int:
+    def _insert_ignore(
+        self, conn: Connection, table: Any, values: Sequence[Mapping[str, Any]], conflict: Sequence[str]
+    ) -> int:
         if not values:
             return 0
         if self.is_postgres:
@@ -677,9 +706,11 @@ class Store:
             stmt = sqlite_dialect.insert(t.activity).values(values)
         stmt = stmt.on_conflict_do_update(
             index_elements=["integration", "direction"],
-            set_={"last_activity_at": func.max(t.activity.c.last_activity_at, stmt.excluded.last_activity_at)
-                  if not self.is_postgres
-                  else func.greatest(t.activity.c.last_activity_at, stmt.excluded.last_activity_at)},
+            set_={
+                "last_activity_at": func.max(t.activity.c.last_activity_at, stmt.excluded.last_activity_at)
+                if not self.is_postgres
+                else func.greatest(t.activity.c.last_activity_at, stmt.excluded.last_activity_at)
+            },
         )
         conn.execute(stmt)
 
@@ -703,27 +734,29 @@ class Store:
                 inserted += self._insert_ignore(
                     conn,
                     t.event,
-                    [{
-                        "kind": record.kind.value,
-                        "integration": row.integration,
-                        "direction": direction.value,
-                        "dag_id": record.dag_id,
-                        "run_id": record.run_id,
-                        "task_id": record.task_id,
-                        "map_index": record.map_index,
-                        "entity": record.entity,
-                        "try_number": record.try_number,
-                        "max_tries": record.max_tries,
-                        "is_final": record.is_final,
-                        "not_accessible": record.not_accessible,
-                        "error_message": record.error_message,
-                        "traceback": record.traceback,
-                        "occurred_at": record.occurred_at,
-                        "recorded_at": now,
-                        "source": record.source,
-                        "capture_key": record.capture_key,
-                        "evaluated": False,
-                    }],
+                    [
+                        {
+                            "kind": record.kind.value,
+                            "integration": row.integration,
+                            "direction": direction.value,
+                            "dag_id": record.dag_id,
+                            "run_id": record.run_id,
+                            "task_id": record.task_id,
+                            "map_index": record.map_index,
+                            "entity": record.entity,
+                            "try_number": record.try_number,
+                            "max_tries": record.max_tries,
+                            "is_final": record.is_final,
+                            "not_accessible": record.not_accessible,
+                            "error_message": record.error_message,
+                            "traceback": record.traceback,
+                            "occurred_at": record.occurred_at,
+                            "recorded_at": now,
+                            "source": record.source,
+                            "capture_key": record.capture_key,
+                            "evaluated": False,
+                        }
+                    ],
                     ["capture_key"],
                 )
                 self._touch_activity(conn, row.integration, direction, record.occurred_at)
@@ -743,7 +776,8 @@ class Store:
         with self._connect() as conn:
             rows = conn.execute(
                 select(t.event.c.task_id, t.event.c.map_index).where(
-                    t.event.c.dag_id == dag_id, t.event.c.run_id == run_id,
+                    t.event.c.dag_id == dag_id,
+                    t.event.c.run_id == run_id,
                     t.event.c.kind == EventKind.TASK_FAILED.value,
                 )
             )
@@ -800,7 +834,10 @@ class Store:
             events = [
                 _event_from_row(row)
                 for row in conn.execute(
-                    select(t.event).where(t.event.c.evaluated.is_(False)).order_by(t.event.c.id).limit(batch_size)
+                    select(t.event)
+                    .where(t.event.c.evaluated.is_(False))
+                    .order_by(t.event.c.id)
+                    .limit(batch_size)
                 )
             ]
             result = evaluate_fn(regs, states, events, status, now)
@@ -824,16 +861,23 @@ class Store:
                 if key not in registered_keys:
                     continue
                 row = _state_row(state)
-                conn.execute(delete(t.direction_state).where(
-                    t.direction_state.c.integration == key[0], t.direction_state.c.direction == key[1].value
-                ))
+                conn.execute(
+                    delete(t.direction_state).where(
+                        t.direction_state.c.integration == key[0],
+                        t.direction_state.c.direction == key[1].value,
+                    )
+                )
                 conn.execute(insert(t.direction_state).values(row))
-            conn.execute(update(t.evaluation_lock).where(t.evaluation_lock.c.name == "evaluation")
-                         .values(last_evaluated_at=now))
+            conn.execute(
+                update(t.evaluation_lock)
+                .where(t.evaluation_lock.c.name == "evaluation")
+                .values(last_evaluated_at=now)
+            )
         return EvaluationOutcome(evaluated_events=len(events), outbox_ids=outbox_ids, drafts=written)
 
-    def _write_draft(self, conn: Connection, draft: NotificationDraft, reg: Registration,
-                     now: datetime) -> int | None:
+    def _write_draft(
+        self, conn: Connection, draft: NotificationDraft, reg: Registration, now: datetime
+    ) -> int | None:
         """Insert one notification unless its dedupe key, or one of its failures for this kind, exists."""
         exists = conn.execute(
             select(t.outbox.c.id).where(t.outbox.c.dedupe_key == draft.dedupe_key)
@@ -842,12 +886,14 @@ class Store:
             return None
         events = list(draft.events)
         if draft.kind is NotificationKind.PROCESSING and events:
-            covered = set(conn.execute(
-                select(t.outbox_event.c.event_id).where(
-                    t.outbox_event.c.kind == draft.kind.value,
-                    t.outbox_event.c.event_id.in_([e.id for e in events]),
-                )
-            ).scalars())
+            covered = set(
+                conn.execute(
+                    select(t.outbox_event.c.event_id).where(
+                        t.outbox_event.c.kind == draft.kind.value,
+                        t.outbox_event.c.event_id.in_([e.id for e in events]),
+                    )
+                ).scalars()
+            )
             events = [e for e in events if e.id not in covered]
             if not events:
                 return None
@@ -855,7 +901,8 @@ class Store:
         settings = reg.settings_for(draft.direction)
         dag_id = reg.dag_id_for(draft.direction) if draft.direction in reg.directions() else reg.integration
         outbox_id = conn.execute(
-            insert(t.outbox).values(
+            insert(t.outbox)
+            .values(
                 kind=draft.kind.value,
                 integration=draft.integration,
                 direction=draft.direction.value,
@@ -868,12 +915,18 @@ class Store:
                 attempts=0,
                 created_at=now,
                 updated_at=now,
-            ).returning(t.outbox.c.id)
+            )
+            .returning(t.outbox.c.id)
         ).scalar_one()
-        if draft.kind in (NotificationKind.PROCESSING, NotificationKind.GLOBAL_THRESHOLD,
-                          NotificationKind.GLOBAL_IMMEDIATE, NotificationKind.NOT_ACCESSIBLE):
+        if draft.kind in (
+            NotificationKind.PROCESSING,
+            NotificationKind.GLOBAL_THRESHOLD,
+            NotificationKind.GLOBAL_IMMEDIATE,
+            NotificationKind.NOT_ACCESSIBLE,
+        ):
             self._insert_ignore(
-                conn, t.outbox_event,
+                conn,
+                t.outbox_event,
                 [{"kind": draft.kind.value, "event_id": e.id, "outbox_id": outbox_id} for e in events],
                 ["kind", "event_id"],
             )
@@ -903,8 +956,15 @@ class Store:
             sent_at=row.sent_at,
         )
 
-    def claim(self, worker: str, *, limit: int, lease_seconds: int, now: datetime | None = None,
-              ids: Sequence[int] | None = None) -> list[OutboxItem]:
+    def claim(
+        self,
+        worker: str,
+        *,
+        limit: int,
+        lease_seconds: int,
+        now: datetime | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[OutboxItem]:
         """Claim up to ``limit`` due notifications, oldest first, for ``lease_seconds``.
 
         Due = pending, or sending whose lease expired (its pass died). On PostgreSQL rows are
@@ -915,10 +975,14 @@ class Store:
         with self._begin() as conn:
             query = (
                 select(t.outbox.c.id)
-                .where(or_(
-                    t.outbox.c.state == OutboxState.PENDING.value,
-                    and_(t.outbox.c.state == OutboxState.SENDING.value, t.outbox.c.lease_expires_at < now),
-                ))
+                .where(
+                    or_(
+                        t.outbox.c.state == OutboxState.PENDING.value,
+                        and_(
+                            t.outbox.c.state == OutboxState.SENDING.value, t.outbox.c.lease_expires_at < now
+                        ),
+                    )
+                )
                 .order_by(t.outbox.c.id)
                 .limit(limit)
             )
@@ -930,29 +994,51 @@ class Store:
             if not claimed:
                 return []
             conn.execute(
-                update(t.outbox).where(t.outbox.c.id.in_(claimed)).values(
-                    state=OutboxState.SENDING.value, claimed_by=worker,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now,
+                update(t.outbox)
+                .where(t.outbox.c.id.in_(claimed))
+                .values(
+                    state=OutboxState.SENDING.value,
+                    claimed_by=worker,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    updated_at=now,
                 )
             )
-            rows = conn.execute(select(t.outbox).where(t.outbox.c.id.in_(claimed)).order_by(t.outbox.c.id)).all()
+            rows = conn.execute(
+                select(t.outbox).where(t.outbox.c.id.in_(claimed)).order_by(t.outbox.c.id)
+            ).all()
         return [self._item(row) for row in rows]
 
-    def mark_sent(self, outbox_id: int, worker: str, *, now: datetime | None = None,
-                  note: str | None = None) -> bool:
+    def mark_sent(
+        self, outbox_id: int, worker: str, *, now: datetime | None = None, note: str | None = None
+    ) -> bool:
         """Durable "sent" mark, one row, right after the server accepted the message."""
         now = now or utcnow()
         with self._begin() as conn:
             changed = conn.execute(
                 update(t.outbox)
                 .where(t.outbox.c.id == outbox_id, t.outbox.c.state == OutboxState.SENDING.value)
-                .values(state=OutboxState.SENT.value, sent_at=now, updated_at=now, claimed_by=worker,
-                        attempts=t.outbox.c.attempts + 1, last_error=note, lease_expires_at=None)
+                .values(
+                    state=OutboxState.SENT.value,
+                    sent_at=now,
+                    updated_at=now,
+                    claimed_by=worker,
+                    attempts=t.outbox.c.attempts + 1,
+                    last_error=note,
+                    lease_expires_at=None,
+                )
             ).rowcount
         return bool(changed)
 
-    def mark_attempt_failed(self, outbox_id: int, reason: str, *, count_attempt: bool, permanent: bool,
-                            max_attempts: int, now: datetime | None = None) -> OutboxState:
+    def mark_attempt_failed(
+        self,
+        outbox_id: int,
+        reason: str,
+        *,
+        count_attempt: bool,
+        permanent: bool,
+        max_attempts: int,
+        now: datetime | None = None,
+    ) -> OutboxState:
         """Back to pending with the reason; failed once a permanent error has used max_attempts."""
         now = now or utcnow()
         with self._begin() as conn:
@@ -964,8 +1050,14 @@ class Store:
             conn.execute(
                 update(t.outbox)
                 .where(t.outbox.c.id == outbox_id, t.outbox.c.state == OutboxState.SENDING.value)
-                .values(state=state.value, attempts=attempts, last_error=reason, updated_at=now,
-                        lease_expires_at=None, claimed_by=None)
+                .values(
+                    state=state.value,
+                    attempts=attempts,
+                    last_error=reason,
+                    updated_at=now,
+                    lease_expires_at=None,
+                    claimed_by=None,
+                )
             )
         return state
 
@@ -974,8 +1066,12 @@ class Store:
         if not outbox_ids:
             return
         with self._begin() as conn:
-            values: dict[str, Any] = {"state": OutboxState.PENDING.value, "lease_expires_at": None,
-                                      "claimed_by": None, "updated_at": utcnow()}
+            values: dict[str, Any] = {
+                "state": OutboxState.PENDING.value,
+                "lease_expires_at": None,
+                "claimed_by": None,
+                "updated_at": utcnow(),
+            }
             if reason is not None:
                 values["last_error"] = reason
             conn.execute(
@@ -999,8 +1095,14 @@ class Store:
             row = conn.execute(select(t.outbox).where(t.outbox.c.id == outbox_id)).first()
         return None if row is None else self._item(row)
 
-    def list_outbox(self, *, state: OutboxState | None = None, integration: str | None = None,
-                    limit: int = 50, offset: int = 0) -> tuple[list[OutboxItem], int]:
+    def list_outbox(
+        self,
+        *,
+        state: OutboxState | None = None,
+        integration: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[OutboxItem], int]:
         conditions = []
         if state is not None:
             conditions.append(t.outbox.c.state == state.value)
@@ -1022,18 +1124,40 @@ class Store:
 
     # --- error log and passes -----------------------------------------------------------------
 
-    def log_error(self, category: str, reason: str, *, server: str | None = None,
-                  integration: str | None = None, outbox_id: int | None = None,
-                  pass_id: int | None = None, now: datetime | None = None) -> None:
+    def log_error(
+        self,
+        category: str,
+        reason: str,
+        *,
+        server: str | None = None,
+        integration: str | None = None,
+        outbox_id: int | None = None,
+        pass_id: int | None = None,
+        now: datetime | None = None,
+    ) -> None:
         with self._begin() as conn:
-            conn.execute(insert(t.error_log).values(
-                occurred_at=now or utcnow(), category=category, integration=integration,
-                server=server, reason=reason[:10000], outbox_id=outbox_id, pass_id=pass_id,
-            ))
+            conn.execute(
+                insert(t.error_log).values(
+                    occurred_at=now or utcnow(),
+                    category=category,
+                    integration=integration,
+                    server=server,
+                    reason=reason[:10000],
+                    outbox_id=outbox_id,
+                    pass_id=pass_id,
+                )
+            )
 
-    def list_errors(self, *, integration: str | None = None, since: datetime | None = None,
-                    until: datetime | None = None, category: str | None = None,
-                    limit: int = 50, offset: int = 0) -> tuple[list[ErrorRow], int]:
+    def list_errors(
+        self,
+        *,
+        integration: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        category: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[ErrorRow], int]:
         conditions = []
         if integration:
             conditions.append(t.error_log.c.integration == integration)
@@ -1044,17 +1168,31 @@ class Store:
         if category:
             conditions.append(t.error_log.c.category == category)
         with self._connect() as conn:
-            total = conn.execute(select(func.count()).select_from(t.error_log).where(*conditions)).scalar_one()
+            total = conn.execute(
+                select(func.count()).select_from(t.error_log).where(*conditions)
+            ).scalar_one()
             rows = conn.execute(
-                select(t.error_log).where(*conditions)
-                .order_by(t.error_log.c.occurred_at.desc(), t.error_log.c.id.desc()).limit(limit).offset(offset)
+                select(t.error_log)
+                .where(*conditions)
+                .order_by(t.error_log.c.occurred_at.desc(), t.error_log.c.id.desc())
+                .limit(limit)
+                .offset(offset)
             ).all()
-        return [ErrorRow(r.id, r.occurred_at, r.category, r.integration, r.server, r.reason, r.outbox_id)
-                for r in rows], int(total)
+        return [
+            ErrorRow(r.id, r.occurred_at, r.category, r.integration, r.server, r.reason, r.outbox_id)
+            for r in rows
+        ], int(total)
 
-    def list_events(self, *, integration: str | None = None, since: datetime | None = None,
-                    until: datetime | None = None, failures_only: bool = True,
-                    limit: int = 50, offset: int = 0) -> tuple[list[FailureEvent], int]:
+    def list_events(
+        self,
+        *,
+        integration: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        failures_only: bool = True,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[FailureEvent], int]:
         conditions = []
         if failures_only:
             conditions.append(t.event.c.kind != EventKind.RUN_SUCCEEDED.value)
@@ -1067,13 +1205,17 @@ class Store:
         with self._connect() as conn:
             total = conn.execute(select(func.count()).select_from(t.event).where(*conditions)).scalar_one()
             rows = conn.execute(
-                select(t.event).where(*conditions)
-                .order_by(t.event.c.occurred_at.desc(), t.event.c.id.desc()).limit(limit).offset(offset)
+                select(t.event)
+                .where(*conditions)
+                .order_by(t.event.c.occurred_at.desc(), t.event.c.id.desc())
+                .limit(limit)
+                .offset(offset)
             ).all()
         return [_event_from_row(r) for r in rows], int(total)
 
-    def failure_counts_by_day(self, integrations: Sequence[str], *, days: int = 14,
-                              now: datetime | None = None) -> dict[str, list[int]]:
+    def failure_counts_by_day(
+        self, integrations: Sequence[str], *, days: int = 14, now: datetime | None = None
+    ) -> dict[str, list[int]]:
         """Failures per day, oldest first, for the Integrations view's sparklines."""
         now = now or utcnow()
         start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -1096,21 +1238,29 @@ class Store:
 
     def start_pass(self, trigger: str, *, now: datetime | None = None) -> int:
         with self._begin() as conn:
-            return int(conn.execute(
-                insert(t.notification_pass).values(trigger=trigger, started_at=now or utcnow())
-                .returning(t.notification_pass.c.id)
-            ).scalar_one())
+            return int(
+                conn.execute(
+                    insert(t.notification_pass)
+                    .values(trigger=trigger, started_at=now or utcnow())
+                    .returning(t.notification_pass.c.id)
+                ).scalar_one()
+            )
 
     def finish_pass(self, pass_id: int, summary: Mapping[str, Any], *, now: datetime | None = None) -> None:
         with self._begin() as conn:
-            conn.execute(update(t.notification_pass).where(t.notification_pass.c.id == pass_id)
-                         .values(finished_at=now or utcnow(), summary=json.dumps(dict(summary), default=str)))
+            conn.execute(
+                update(t.notification_pass)
+                .where(t.notification_pass.c.id == pass_id)
+                .values(finished_at=now or utcnow(), summary=json.dumps(dict(summary), default=str))
+            )
 
     def last_pass(self) -> PassRow | None:
         with self._connect() as conn:
             row = conn.execute(
-                select(t.notification_pass).where(t.notification_pass.c.finished_at.is_not(None))
-                .order_by(t.notification_pass.c.id.desc()).limit(1)
+                select(t.notification_pass)
+                .where(t.notification_pass.c.finished_at.is_not(None))
+                .order_by(t.notification_pass.c.id.desc())
+                .limit(1)
             ).first()
         if row is None:
             return None

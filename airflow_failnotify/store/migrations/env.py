@@ -6,7 +6,6 @@ from alembic import context
 
 from airflow_failnotify.store.tables import VERSION_TABLE, metadata
 
-
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - the store always passes its connection
     raise RuntimeError("run the failnotify migrations through `failnotify db migrate`")

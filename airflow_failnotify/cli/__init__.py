@@ -1,0 +1,55 @@
+"""The ``failnotify`` command. One module per group of sub-commands, each with ``register()``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from airflow_failnotify.exceptions import ConfigurationError, StoreNotReadyError, StoreUnavailableError
+
+# Exit codes: 0 done, 1 the command ran and reports a failure (e.g. a test mail refused),
+# 2 it could not run (bad arguments, store missing or unreachable, bad configuration).
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CANNOT_RUN = 2
+
+_MODULES = ("db", "config", "mail", "run", "dag")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="failnotify",
+        description="Email notification of failing, quiet and erroring Airflow integrations.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in _MODULES:
+        try:
+            module = importlib.import_module(f"airflow_failnotify.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"airflow_failnotify.cli.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (StoreNotReadyError, StoreUnavailableError, ConfigurationError) as err:
+        print(f"failnotify: {err}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
