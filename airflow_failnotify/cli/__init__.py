@@ -38,12 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _logs_to_stderr(verbose: bool) -> None:
+    """Keep standard output for results (``--json``): Airflow's logging writes to stdout."""
+    import airflow.settings  # noqa: F401 - configures Airflow's logging, which we then redirect
+
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+    if not root.handlers:
+        logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("airflow_failnotify").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    _logs_to_stderr(args.verbose)
     try:
         return int(args.func(args) or 0)
     except (StoreNotReadyError, StoreUnavailableError, ConfigurationError) as err:

@@ -29,6 +29,7 @@ from airflow_failnotify.core.config import (
     direction_to_dict,
     parse_address_list,
 )
+from airflow_failnotify.core.emails import message_id_for
 from airflow_failnotify.core.model import (
     Direction,
     DirectionSettings,
@@ -51,13 +52,6 @@ log = logging.getLogger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def message_id_for(dedupe_key: str) -> str:
-    """Stable Message-ID per notification, so a re-send threads instead of looking new."""
-    import hashlib
-
-    return f"<{hashlib.sha256(dedupe_key.encode('utf-8')).hexdigest()[:32]}@failnotify>"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,6 +323,7 @@ _BASE_STATE_FIELDS = {
     "was_paused",
     "unpaused_seen_at",
     "last_activity_at",
+    "counted_failures",  # loaded back from the events table by consecutive_failure_event_ids
 }
 
 
@@ -827,6 +822,15 @@ class Store:
             states: dict[tuple[str, Direction], DirectionState] = {}
             for row in conn.execute(select(t.direction_state)):
                 states[(row.integration, Direction(row.direction))] = _state_from_row(row)
+            counted_ids = {i for state in states.values() for i in state.consecutive_failure_event_ids}
+            if counted_ids:
+                counted = {
+                    row.id: _event_from_row(row)
+                    for row in conn.execute(select(t.event).where(t.event.c.id.in_(sorted(counted_ids))))
+                }
+                for key, state in states.items():
+                    failures = tuple(counted[i] for i in state.consecutive_failure_event_ids if i in counted)
+                    states[key] = replace(state, counted_failures=failures)
             for row in conn.execute(select(t.activity)):
                 key = (row.integration, Direction(row.direction))
                 base = states.get(key) or DirectionState(integration=key[0], direction=key[1])
@@ -964,6 +968,7 @@ class Store:
         lease_seconds: int,
         now: datetime | None = None,
         ids: Sequence[int] | None = None,
+        after_id: int = 0,
     ) -> list[OutboxItem]:
         """Claim up to ``limit`` due notifications, oldest first, for ``lease_seconds``.
 
@@ -988,6 +993,8 @@ class Store:
             )
             if ids is not None:
                 query = query.where(t.outbox.c.id.in_(list(ids)))
+            if after_id:
+                query = query.where(t.outbox.c.id > after_id)
             if self.is_postgres:
                 query = query.with_for_update(skip_locked=True)
             claimed = list(conn.execute(query).scalars())

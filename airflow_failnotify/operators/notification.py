@@ -1,0 +1,215 @@
+"""One notification pass (evaluate the rules, then deliver the outbox) and its operator.
+
+The pass is the same code whether the DAG, the CLI (``failnotify run``) or the Send now
+button runs it; only the way it learns the DAGs' paused/running status differs (the Task
+SDK inside a task, Airflow's own database elsewhere).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+from airflow_failnotify import settings as failnotify_settings
+from airflow_failnotify.core import delivery, rules
+from airflow_failnotify.core.emails import render_notification, to_mime_message
+from airflow_failnotify.core.model import DagStatus
+from airflow_failnotify.store import OutboxItem, Store, get_store, utcnow, worker_name
+
+log = logging.getLogger(__name__)
+
+DagStatusProvider = Callable[[Sequence[str]], Mapping[str, DagStatus]]
+
+
+@dataclass
+class PassSummary:
+    """What one pass did; ``failnotify run --json`` prints it."""
+
+    pass_id: int
+    trigger: str
+    evaluated_events: int = 0
+    due: int = 0
+    sent: int = 0
+    pending: int = 0
+    failed: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    outbox: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def dag_status_from_task_sdk(context: Mapping[str, Any]) -> DagStatusProvider:
+    """Paused and running state through the Task SDK (the only way inside an Airflow 3 task)."""
+    ti = context["ti"]
+
+    def provider(dag_ids: Sequence[str]) -> Mapping[str, DagStatus]:
+        out: dict[str, DagStatus] = {}
+        for dag_id in dag_ids:
+            try:
+                paused = bool(ti.get_dag(dag_id).is_paused)
+            except Exception as err:  # a registered DAG that does not exist (yet) or was deleted
+                log.info("failnotify: status of DAG %s unknown (%s); treated as active", dag_id, err)
+                continue
+            try:
+                running = ti.get_dr_count(dag_id=dag_id, states=["running"]) > 0
+            except Exception:
+                running = False
+            out[dag_id] = DagStatus(is_paused=paused, has_running_run=running)
+        return out
+
+    return provider
+
+
+def dag_status_from_metadata_db(dag_ids: Sequence[str]) -> Mapping[str, DagStatus]:
+    """The same from Airflow's database, for processes that may use it (CLI, api-server)."""
+    try:
+        from airflow.models.dag import DagModel
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+        from airflow.utils.state import DagRunState
+        from sqlalchemy import func, select
+    except ImportError:  # pragma: no cover
+        return {}
+    if not dag_ids:
+        return {}
+    try:
+        with create_session() as session:
+            paused = dict(
+                session.execute(
+                    select(DagModel.dag_id, DagModel.is_paused).where(DagModel.dag_id.in_(dag_ids))
+                )
+                .tuples()
+                .all()
+            )
+            running = dict(
+                session.execute(
+                    select(DagRun.dag_id, func.count())
+                    .where(DagRun.dag_id.in_(dag_ids), DagRun.state == DagRunState.RUNNING)
+                    .group_by(DagRun.dag_id)
+                )
+                .tuples()
+                .all()
+            )
+    except Exception as err:
+        log.warning("failnotify: cannot read DAG status from Airflow's database (%s); treated as active", err)
+        return {}
+    return {
+        dag_id: DagStatus(is_paused=bool(is_paused), has_running_run=running.get(dag_id, 0) > 0)
+        for dag_id, is_paused in paused.items()
+    }
+
+
+@contextmanager
+def open_smtp(conn_id: str) -> Iterator[delivery.MailServer]:
+    from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
+
+    hook = FailnotifySmtpHook(conn_id)
+    with hook:
+        yield hook
+
+
+class _Renderer:
+    """Renders outbox items, reading each connection's sender once per pass."""
+
+    def __init__(self, base_url: str | None) -> None:
+        self.base_url = base_url
+        self._senders: dict[str, str] = {}
+
+    def sender(self, conn_id: str) -> str:
+        if conn_id not in self._senders:
+            from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
+
+            self._senders[conn_id] = FailnotifySmtpHook(conn_id).settings.from_email
+        return self._senders[conn_id]
+
+    def __call__(self, item: OutboxItem) -> EmailMessage:
+        rendered = render_notification(item.draft, item.settings, dag_id=item.dag_id, base_url=self.base_url)
+        message = to_mime_message(rendered, sender=self.sender(item.smtp_conn_id))
+        del message["Message-ID"]
+        message["Message-ID"] = item.message_id
+        return message
+
+
+def run_notification_pass(
+    *,
+    trigger: str,
+    dag_status: DagStatusProvider = dag_status_from_metadata_db,
+    store: Store | None = None,
+    open_server: delivery.OpenServer = open_smtp,
+    only_ids: Sequence[int] | None = None,
+    evaluate: bool = True,
+    now: datetime | None = None,
+) -> PassSummary:
+    """Evaluate the rules, then deliver every due notification; raises only when the store is unusable."""
+    store = store or get_store()
+    store.check_ready()
+    config = failnotify_settings.DeliverySettings.load()
+    if config.base_url is None:
+        log.warning(
+            "failnotify: neither [failnotify] base_url nor [api] base_url is set; "
+            "links in the emails will point at localhost"
+        )
+    pass_id = store.start_pass(trigger, now=now)
+    summary = PassSummary(pass_id=pass_id, trigger=trigger)
+    if evaluate:
+        outcome = store.evaluate(rules.evaluate, dag_status, now=now or utcnow())
+        summary.evaluated_events = outcome.evaluated_events
+        summary.due = len(outcome.outbox_ids)
+    report = delivery.deliver(
+        store,
+        open_server,
+        _Renderer(config.base_url),
+        worker=worker_name(),
+        max_attempts=config.max_attempts,
+        lease_seconds=config.lease_seconds,
+        pass_id=pass_id,
+        only_ids=only_ids,
+    )
+    summary.sent, summary.pending, summary.failed = report.sent, report.pending, report.failed
+    summary.errors = report.errors
+    summary.outbox = store.outbox_counts()
+    store.finish_pass(pass_id, summary.to_dict())
+    log.info(
+        "failnotify pass %s (%s): %s new event(s), %s due, %s sent, %s pending, %s failed",
+        pass_id,
+        trigger,
+        summary.evaluated_events,
+        summary.due,
+        summary.sent,
+        summary.pending,
+        summary.failed,
+    )
+    return summary
+
+
+def _base_operator() -> type:
+    from airflow.sdk import BaseOperator
+
+    return BaseOperator
+
+
+class FailureNotificationOperator(_base_operator()):  # type: ignore[misc]
+    """Runs one notification pass: evaluate the rules, then send every due notification.
+
+    Scheduled runs and runs started by the immediate trigger (an asset event) do the same;
+    the outbox's claims make overlapping runs safe.
+    """
+
+    ui_color = "#fde2e2"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        events = context.get("triggering_asset_events") or {}
+        trigger = "immediate" if events else "schedule"
+        summary = run_notification_pass(trigger=trigger, dag_status=dag_status_from_task_sdk(context))
+        for error in summary.errors:
+            self.log.warning("send failed on %s: %s", error.get("server"), error.get("reason"))
+        return summary.to_dict()
