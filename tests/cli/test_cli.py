@@ -132,7 +132,7 @@ def test_install_dag_writes_the_three_line_file(
     home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "dags"
-    code, out, _ = run(capsys, "install-dag", "--dags-folder", str(folder))
+    code, _out, _ = run(capsys, "install-dag", "--dags-folder", str(folder))
     assert code == 0
     written = (folder / "failure_notification.py").read_text()
     assert "build_notification_dag()" in written
