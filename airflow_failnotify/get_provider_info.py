@@ -5,29 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_failnotify import __version__
-
-
-def _field(
-    label: str,
-    kind: str | list[str],
-    *,
-    default: Any = None,
-    description: str | None = None,
-    enum: list[str] | None = None,
-    secret: bool = False,
-) -> dict[str, Any]:
-    types = kind if isinstance(kind, list) else [kind, "null"]
-    schema: dict[str, Any] = {"type": types}
-    if default is not None:
-        schema["default"] = default
-    if enum:
-        schema["enum"] = enum
-    if secret:
-        schema["format"] = "password"
-    field: dict[str, Any] = {"label": label, "schema": schema}
-    if description:
-        field["description"] = description
-    return field
+from airflow_failnotify.hooks.smtp_settings import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 
 
 def _option(
@@ -75,61 +53,8 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "failnotify_smtp",
                 "hook-class-name": "airflow_failnotify.hooks.smtp.FailnotifySmtpHook",
                 "hook-name": "Failnotify SMTP (mail server for failure notification)",
-                "conn-fields": {
-                    "security": _field(
-                        "Security",
-                        "string",
-                        default="",
-                        enum=["", "none", "starttls", "ssl"],
-                        description="none, starttls or ssl; empty: by port (587 starttls, 465 ssl)",
-                    ),
-                    "auth_type": _field(
-                        "Authentication type",
-                        "string",
-                        default="none",
-                        enum=["none", "basic", "oauth2"],
-                        description="No Auth, Basic Auth (login + password) or OAuth 2.0",
-                    ),
-                    "from_email": _field(
-                        "Sender email", "string", description="Mandatory whatever the authentication type"
-                    ),
-                    "token_url": _field("Token URL", "string", description="OAuth 2.0 token endpoint"),
-                    "client_id": _field("Client ID", "string"),
-                    "client_secret": _field("Client secret", "string", secret=True),
-                    "scope": _field(
-                        "Scope", "string", description="e.g. https://outlook.office.com/.default"
-                    ),
-                    "token_auth_method": _field(
-                        "Token auth method",
-                        "string",
-                        default="client_secret_post",
-                        enum=["client_secret_post", "client_secret_basic"],
-                    ),
-                    "response_parameter": _field(
-                        "Response parameter",
-                        "string",
-                        default='{"accessTokenKey": "access_token", "expiresInKey": "expires_in"}',
-                        description="Where the token and its lifetime are in the token response (JSON)",
-                    ),
-                    "timeout": _field(
-                        "Timeout (seconds)",
-                        ["number", "null"],
-                        default=30,
-                        description="A mail not sent within it counts as a send failure",
-                    ),
-                    "to_email": _field(
-                        "Default To email", "string", description="Recipients of a test mail, comma separated"
-                    ),
-                },
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "extra"],
-                    "relabeling": {
-                        "host": "SMTP server",
-                        "login": "SMTP user (default: sender)",
-                        "password": "Password (Basic Auth)",
-                    },
-                    "placeholders": {"host": "smtp.example.com", "port": "587"},
-                },
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],
         "config": {

@@ -860,18 +860,13 @@ class Store:
                 conn.execute(
                     update(t.event).where(t.event.c.id.in_([e.id for e in events])).values(evaluated=True)
                 )
+            # The rules return the state of every registered direction and nothing else: what they
+            # leave out (an unregistered integration, a removed backward DAG) is forgotten.
             registered_keys = {(r.integration, d) for r in regs for d in r.directions()}
-            for key, state in result.states.items():
-                if key not in registered_keys:
-                    continue
-                row = _state_row(state)
-                conn.execute(
-                    delete(t.direction_state).where(
-                        t.direction_state.c.integration == key[0],
-                        t.direction_state.c.direction == key[1].value,
-                    )
-                )
-                conn.execute(insert(t.direction_state).values(row))
+            conn.execute(delete(t.direction_state))
+            rows = [_state_row(state) for key, state in result.states.items() if key in registered_keys]
+            if rows:
+                conn.execute(insert(t.direction_state), rows)
             conn.execute(
                 update(t.evaluation_lock)
                 .where(t.evaluation_lock.c.name == "evaluation")

@@ -1,0 +1,26 @@
+"""Development and test servers: a real SMTP server (aiosmtpd) and an OAuth 2.0 token endpoint.
+
+Imported lazily so that ``import airflow_failnotify.devtools`` does not need aiosmtpd (an extra).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_failnotify.devtools.smtp_server import DevSmtpServer, ReceivedMessage
+    from airflow_failnotify.devtools.token_server import TokenServer
+
+__all__ = ["DevSmtpServer", "ReceivedMessage", "TokenServer"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("DevSmtpServer", "ReceivedMessage"):
+        from airflow_failnotify.devtools import smtp_server
+
+        return getattr(smtp_server, name)
+    if name == "TokenServer":
+        from airflow_failnotify.devtools.token_server import TokenServer
+
+        return TokenServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,406 @@
+"""Settings of a ``failnotify_smtp`` connection: parsing and validation. Pure: no Airflow import.
+
+The connection form, the CLI and the tests validate a connection with :func:`validate_smtp_settings`
+(field -> message) or build the typed :class:`SmtpSettings` with
+:meth:`SmtpSettings.from_connection_fields`, which refuses an invalid combination with
+:class:`SmtpSettingsError` naming the fields.
+
+Standard connection fields: host, port, login (SMTP user name, defaults to ``from_email``) and
+password (Basic Auth). Everything else lives in the connection's extras; an empty string counts as
+missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from email.utils import getaddresses, parseaddr
+from typing import Any
+
+SECURITY_MODES = ("none", "starttls", "ssl")
+AUTH_TYPES = ("none", "basic", "oauth2")
+TOKEN_AUTH_METHODS = ("client_secret_post", "client_secret_basic")
+DEFAULT_PORT = 25
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RESPONSE_PARAMETER: dict[str, str] = {"accessTokenKey": "access_token", "expiresInKey": "expires_in"}
+
+#: The extras this connection type reads (everything but host, port, login and password).
+EXTRA_FIELDS = (
+    "security",
+    "auth_type",
+    "from_email",
+    "token_url",
+    "client_id",
+    "client_secret",
+    "scope",
+    "token_auth_method",
+    "response_parameter",
+    "timeout",
+    "to_email",
+    "ca_file",
+)
+
+#: ``conn-fields`` for get_provider_info() (Airflow 3 connection form). Secrets are password fields.
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "security": {
+        "label": "Security",
+        "schema": {"type": ["string", "null"], "enum": [*SECURITY_MODES, None]},
+        "description": "none, starttls or ssl. Empty: by port (587 starttls, 465 ssl, otherwise none).",
+    },
+    "auth_type": {
+        "label": "Authentication type",
+        "schema": {"type": ["string", "null"], "enum": [*AUTH_TYPES, None], "default": "none"},
+        "description": "none (No Auth), basic (Basic Auth: login + password) "
+        "or oauth2 (OAuth 2.0 + XOAUTH2).",
+    },
+    "from_email": {
+        "label": "Sender email",
+        "schema": {"type": ["string", "null"]},
+        "description": "Mandatory whatever the authentication type. Also the default SMTP user name.",
+    },
+    "token_url": {
+        "label": "Token URL",
+        "schema": {"type": ["string", "null"]},
+        "description": "OAuth 2.0 token endpoint (client-credentials grant).",
+    },
+    "client_id": {"label": "Client ID", "schema": {"type": ["string", "null"]}},
+    "client_secret": {
+        "label": "Client secret",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "scope": {"label": "Scope", "schema": {"type": ["string", "null"]}},
+    "token_auth_method": {
+        "label": "Token client authentication",
+        "schema": {
+            "type": ["string", "null"],
+            "enum": [*TOKEN_AUTH_METHODS, None],
+            "default": "client_secret_post",
+        },
+        "description": "client_secret_post (credentials in the form body) "
+        "or client_secret_basic (HTTP Basic).",
+    },
+    "response_parameter": {
+        "label": "Response parameter",
+        "schema": {"type": ["string", "null"], "default": json.dumps(DEFAULT_RESPONSE_PARAMETER)},
+        "description": "JSON telling where the token and its lifetime are in the token response; "
+        "dotted paths for nested responses.",
+    },
+    "timeout": {
+        "label": "Timeout (seconds)",
+        "schema": {"type": ["number", "null"], "default": DEFAULT_TIMEOUT},
+        "description": "A mail not sent within it is not sent and counts as a send failure.",
+    },
+    "to_email": {
+        "label": "Default To email",
+        "schema": {"type": ["string", "null"]},
+        "description": "Recipient(s) of a test email, comma separated.",
+    },
+    "ca_file": {
+        "label": "CA certificate file",
+        "schema": {"type": ["string", "null"]},
+        "description": "Optional PEM file of certificates to trust for STARTTLS/SSL (e.g. a private CA).",
+    },
+}
+
+#: ``ui-field-behaviour`` for get_provider_info() and FailnotifySmtpHook.get_ui_field_behaviour().
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "extra"],
+    "relabeling": {"host": "SMTP server host", "login": "SMTP user name (optional)", "password": "Password"},
+    "placeholders": {
+        "host": "smtp.example.com",
+        "port": "25, 587 (STARTTLS) or 465 (SSL)",
+        "login": "defaults to the sender email",
+        "password": "Basic Auth password",
+        "from_email": "airflow@example.com",
+        "token_url": "https://login.example.com/oauth2/v2.0/token",
+        "scope": "https://outlook.office365.com/.default",
+        "response_parameter": json.dumps(DEFAULT_RESPONSE_PARAMETER),
+        "to_email": "ops@example.com, oncall@example.com",
+    },
+}
+
+
+class SmtpSettingsError(ValueError):
+    """An invalid ``failnotify_smtp`` connection. ``errors`` maps each bad field to its message."""
+
+    def __init__(self, errors: Mapping[str, str], conn_id: str = "") -> None:
+        self.errors = dict(errors)
+        self.conn_id = conn_id
+        where = f"connection {conn_id!r}" if conn_id else "SMTP connection"
+        detail = "; ".join(f"{name}: {message}" for name, message in self.errors.items())
+        super().__init__(f"{where} is invalid: {detail}")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The typed, validated settings of one ``failnotify_smtp`` connection."""
+
+    host: str
+    from_email: str
+    port: int = DEFAULT_PORT
+    security: str = "none"
+    auth_type: str = "none"
+    login: str = ""
+    password: str = field(default="", repr=False)
+    token_url: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    scope: str = ""
+    token_auth_method: str = "client_secret_post"
+    access_token_key: str = "access_token"
+    expires_in_key: str = "expires_in"
+    timeout: float = DEFAULT_TIMEOUT
+    to_emails: tuple[str, ...] = ()
+    ca_file: str = ""
+    conn_id: str = ""
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as used in messages."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def smtp_user(self) -> str:
+        """The user name sent in AUTH: the login, or the sender address when the login is empty."""
+        return self.login or self.from_email
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret of these settings (to mask and to redact), non-empty only."""
+        return tuple(s for s in (self.password, self.client_secret) if s)
+
+    @classmethod
+    def from_connection_fields(
+        cls,
+        *,
+        host: str | None,
+        port: int | str | None = None,
+        login: str | None = None,
+        password: str | None = None,
+        extra: Mapping[str, Any] | str | None = None,
+        conn_id: str = "",
+    ) -> SmtpSettings:
+        """Build settings from a connection's fields; raise :class:`SmtpSettingsError` when invalid."""
+        settings, errors = _parse(host=host, port=port, login=login, password=password, extra=extra)
+        if errors or settings is None:
+            raise SmtpSettingsError(errors, conn_id=conn_id)
+        return replace(settings, conn_id=conn_id)
+
+
+def validate_smtp_settings(
+    *,
+    host: str | None,
+    port: int | str | None = None,
+    login: str | None = None,
+    password: str | None = None,
+    extra: Mapping[str, Any] | str | None = None,
+) -> dict[str, str]:
+    """Return field -> message for every problem of these connection fields (empty when valid)."""
+    _, errors = _parse(host=host, port=port, login=login, password=password, extra=extra)
+    return errors
+
+
+def parse_response_parameter(value: Any) -> tuple[str, str]:
+    """Return (token path, expires-in path) from a response_parameter (a dict or a JSON string).
+
+    Missing keys take the defaults. Raise ValueError with a message a person can act on.
+    """
+    if _is_missing(value):
+        return DEFAULT_RESPONSE_PARAMETER["accessTokenKey"], DEFAULT_RESPONSE_PARAMETER["expiresInKey"]
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"not valid JSON ({err.msg} at character {err.pos}); expected e.g. "
+                f"{json.dumps(DEFAULT_RESPONSE_PARAMETER)}"
+            ) from err
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"must be a JSON object such as {json.dumps(DEFAULT_RESPONSE_PARAMETER)}, "
+            f"not {type(value).__name__}"
+        )
+    unknown = sorted(set(value) - set(DEFAULT_RESPONSE_PARAMETER))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}; allowed: accessTokenKey, expiresInKey")
+    paths = []
+    for key in ("accessTokenKey", "expiresInKey"):
+        path = value.get(key, DEFAULT_RESPONSE_PARAMETER[key])
+        if _is_missing(path):
+            path = DEFAULT_RESPONSE_PARAMETER[key]
+        if not isinstance(path, str) or any(not part for part in path.split(".")):
+            raise ValueError(f"{key} must be a key or a dotted path such as 'data.access_token'")
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def parse_recipients(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Split comma (or semicolon) separated addresses; return the bare addresses, blanks dropped."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    text = ",".join(str(item) for item in items).replace(";", ",")
+    return [addr.strip() for _, addr in getaddresses([text]) if addr.strip()]
+
+
+def is_email_address(value: str) -> bool:
+    """A light syntax check: one address with a local part and a dotted-or-local domain."""
+    _, addr = parseaddr(value)
+    if not addr or addr != value.strip() or addr.count("@") != 1:
+        return False
+    local, domain = addr.split("@")
+    return bool(local) and bool(domain) and " " not in addr
+
+
+def default_security_for_port(port: int) -> str:
+    """587 -> starttls, 465 -> ssl, anything else -> none."""
+    return {587: "starttls", 465: "ssl"}.get(port, "none")
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(extras: Mapping[str, Any], name: str) -> str:
+    value = extras.get(name)
+    if _is_missing(value):
+        return ""
+    return str(value).strip()
+
+
+def _parse(
+    *,
+    host: str | None,
+    port: int | str | None,
+    login: str | None,
+    password: str | None,
+    extra: Mapping[str, Any] | str | None,
+) -> tuple[SmtpSettings | None, dict[str, str]]:
+    errors: dict[str, str] = {}
+
+    extras: Mapping[str, Any]
+    if _is_missing(extra):
+        extras = {}
+    elif isinstance(extra, str):
+        try:
+            loaded = json.loads(extra)
+        except json.JSONDecodeError as err:
+            return None, {"extra": f"not valid JSON ({err.msg})"}
+        if not isinstance(loaded, Mapping):
+            return None, {"extra": "must be a JSON object"}
+        extras = loaded
+    elif isinstance(extra, Mapping):
+        extras = extra
+    else:
+        return None, {"extra": f"must be a JSON object, not {type(extra).__name__}"}
+
+    host_value = "" if _is_missing(host) else str(host).strip()
+    if not host_value:
+        errors["host"] = "the SMTP server host is required"
+
+    port_value = DEFAULT_PORT
+    if not _is_missing(port):
+        try:
+            port_value = int(str(port).strip())
+        except ValueError:
+            errors["port"] = f"must be a whole number between 1 and 65535, not {port!r}"
+        else:
+            if not 1 <= port_value <= 65535:
+                errors["port"] = f"must be between 1 and 65535, not {port_value}"
+
+    security = _text(extras, "security").lower()
+    if not security:
+        security = default_security_for_port(port_value)
+    elif security not in SECURITY_MODES:
+        errors["security"] = f"unknown security {security!r}; use one of: {', '.join(SECURITY_MODES)}"
+
+    auth_type = _text(extras, "auth_type").lower() or "none"
+    if auth_type not in AUTH_TYPES:
+        errors["auth_type"] = f"unknown auth_type {auth_type!r}; use one of: {', '.join(AUTH_TYPES)}"
+
+    from_email = _text(extras, "from_email")
+    if not from_email:
+        errors["from_email"] = "the sender email is required whatever the authentication type"
+    elif not is_email_address(from_email):
+        errors["from_email"] = f"{from_email!r} is not an email address"
+
+    login_value = "" if _is_missing(login) else str(login).strip()
+    password_value = "" if password is None else str(password)
+    if auth_type == "basic" and not password_value:
+        errors["password"] = "Basic Auth needs a password"
+
+    token_url = _text(extras, "token_url")
+    client_id = _text(extras, "client_id")
+    client_secret = "" if _is_missing(extras.get("client_secret")) else str(extras["client_secret"])
+    scope = _text(extras, "scope")
+    if auth_type == "oauth2":
+        if not token_url:
+            errors["token_url"] = "OAuth 2.0 needs the token URL"
+        elif not token_url.lower().startswith(("https://", "http://")):
+            errors["token_url"] = f"must be an http(s) URL, not {token_url!r}"
+        if not client_id:
+            errors["client_id"] = "OAuth 2.0 needs the client id"
+        if not client_secret:
+            errors["client_secret"] = "OAuth 2.0 needs the client secret"
+
+    token_auth_method = _text(extras, "token_auth_method").lower() or "client_secret_post"
+    if token_auth_method not in TOKEN_AUTH_METHODS:
+        errors["token_auth_method"] = (
+            f"unknown token_auth_method {token_auth_method!r}; use one of: {', '.join(TOKEN_AUTH_METHODS)}"
+        )
+
+    token_key, expires_key = "access_token", "expires_in"
+    try:
+        token_key, expires_key = parse_response_parameter(extras.get("response_parameter"))
+    except ValueError as err:
+        errors["response_parameter"] = str(err)
+
+    timeout = DEFAULT_TIMEOUT
+    raw_timeout = extras.get("timeout")
+    if not _is_missing(raw_timeout):
+        try:
+            if isinstance(raw_timeout, bool) or not isinstance(raw_timeout, (int, float, str)):
+                raise ValueError
+            timeout = float(raw_timeout)
+        except (TypeError, ValueError):
+            errors["timeout"] = f"must be a number of seconds, not {raw_timeout!r}"
+        else:
+            if not 0 < timeout <= 3600:
+                errors["timeout"] = f"must be more than 0 and at most 3600 seconds, not {raw_timeout!r}"
+
+    to_emails: list[str] = []
+    raw_to = extras.get("to_email")
+    if not _is_missing(raw_to):
+        if not isinstance(raw_to, (str, list, tuple)):
+            errors["to_email"] = "must be comma separated email addresses"
+        else:
+            to_emails = parse_recipients(raw_to)
+            bad = [addr for addr in to_emails if not is_email_address(addr)]
+            if bad or not to_emails:
+                errors["to_email"] = f"not an email address: {', '.join(bad) or raw_to!r}"
+
+    if errors:
+        return None, errors
+    return (
+        SmtpSettings(
+            host=host_value,
+            port=port_value,
+            security=security,
+            auth_type=auth_type,
+            from_email=from_email,
+            login=login_value,
+            password=password_value,
+            token_url=token_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            scope=scope,
+            token_auth_method=token_auth_method,
+            access_token_key=token_key,
+            expires_in_key=expires_key,
+            timeout=timeout,
+            to_emails=tuple(to_emails),
+            ca_file=_text(extras, "ca_file"),
+        ),
+        {},
+    )
