@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.mail", "tests.fixtures.store"]
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.mail",
+    "tests.fixtures.store",
+    "tests.fixtures.airflow_env",
+]
 
 TESTS_DIR = Path(__file__).resolve().parent
 CORE_DIR = TESTS_DIR / "core"

@@ -6,12 +6,14 @@ them on the way in, so the rules and the renderers never see SQLAlchemy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -422,28 +424,31 @@ class Store:
         try:
             check_schema(self.engine)
         except OperationalError as err:
-            raise StoreUnavailableError(
-                f"cannot reach the failnotify store {self.url_for_display}: {err.orig}"
-            ) from err
+            raise self._unavailable(err) from err
         self._ready = True
 
-    def _begin(self) -> Any:
-        self.check_ready()
-        try:
-            return self.engine.begin()
-        except OperationalError as err:
-            raise StoreUnavailableError(
-                f"cannot reach the failnotify store {self.url_for_display}: {err.orig}"
-            ) from err
+    def _unavailable(self, err: OperationalError) -> StoreUnavailableError:
+        return StoreUnavailableError(f"cannot reach the failnotify store {self.url_for_display}: {err.orig}")
 
-    def _connect(self) -> Any:
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A transaction; a store that cannot be reached or stays locked past the timeout raises
+        StoreUnavailableError (SQLAlchemy connects lazily, so this wraps the whole block)."""
         self.check_ready()
         try:
-            return self.engine.connect()
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
         except OperationalError as err:
-            raise StoreUnavailableError(
-                f"cannot reach the failnotify store {self.url_for_display}: {err.orig}"
-            ) from err
+            raise self._unavailable(err) from err
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        self.check_ready()
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as err:
+            raise self._unavailable(err) from err
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -726,7 +731,9 @@ class Store:
                 if row is None:
                     continue
                 direction = Direction(row.direction)
-                inserted += self._insert_ignore(
+                # Ids can make the key longer than any index likes; its digest is as unique.
+                key = hashlib.sha256(record.capture_key.encode("utf-8", "surrogatepass")).hexdigest()
+                added = self._insert_ignore(
                     conn,
                     t.event,
                     [
@@ -748,12 +755,30 @@ class Store:
                             "occurred_at": record.occurred_at,
                             "recorded_at": now,
                             "source": record.source,
-                            "capture_key": record.capture_key,
+                            "capture_key": key,
                             "evaluated": False,
                         }
                     ],
                     ["capture_key"],
                 )
+                if not added and record.source == "task":
+                    # The task's own record carries the live exception (traceback, not-accessible);
+                    # it improves a plain-string row the scheduler reconciled first.
+                    conn.execute(
+                        update(t.event)
+                        .where(
+                            t.event.c.capture_key == key,
+                            t.event.c.source.in_(["reconcile", "scheduler"]),
+                            t.event.c.evaluated.is_(False),
+                        )
+                        .values(
+                            error_message=record.error_message,
+                            traceback=record.traceback,
+                            not_accessible=record.not_accessible,
+                            source=record.source,
+                        )
+                    )
+                inserted += added
                 self._touch_activity(conn, row.integration, direction, record.occurred_at)
         return inserted
 

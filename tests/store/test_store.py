@@ -278,3 +278,65 @@ def test_settings_and_passes(store: Store) -> None:
     store.finish_pass(pass_id, {"sent": 3}, now=T0 + timedelta(seconds=1))
     last = store.last_pass()
     assert last is not None and last.summary == {"sent": 3} and last.finished_at == T0 + timedelta(seconds=1)
+
+
+def test_task_record_improves_a_reconciled_plain_string_row(store: Store) -> None:
+    store.save_registration(reg())
+    reconciled = EventRecord(
+        kind=EventKind.TASK_FAILED,
+        dag_id="sync_a",
+        run_id="r1",
+        occurred_at=T0,
+        source="reconcile",
+        task_id="t",
+        try_number=1,
+        max_tries=1,
+        error_message="task was killed",
+    )
+    store.record_events([reconciled])
+    late = task_failure()  # the task's own record, replayed from a spool after the reconciliation
+    assert store.record_events([late]) == 0
+    events, total = store.list_events()
+    assert (
+        total == 1
+        and events[0].traceback == "Traceback ..."
+        and events[0].error_message == "ValueError: boom"
+    )
+
+
+def test_very_long_ids_are_recorded(store: Store) -> None:
+    store.save_registration(reg())
+    long_record = EventRecord(
+        kind=EventKind.ENTITY_FAILED,
+        dag_id="sync_a",
+        run_id="r" * 250,
+        occurred_at=T0,
+        source="entity_api",
+        task_id="t" * 250,
+        entity="e" * 500,
+        try_number=0,
+    )
+    assert store.record_events([long_record, long_record]) == 1
+
+
+def test_a_locked_sqlite_store_raises_store_unavailable_within_the_timeout(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+    import time
+
+    from airflow_failnotify.exceptions import StoreUnavailableError
+
+    path = tmp_path / "locked.db"
+    store = Store(create_store_engine(f"sqlite:///{path}", timeout=0.5))
+    store.migrate()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="locked"):
+            store.set_setting("x", "1")
+        assert time.monotonic() - started < 5
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.set_setting("x", "1")
+    assert store.get_setting("x") == "1"
