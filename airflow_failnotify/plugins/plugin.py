@@ -18,7 +18,13 @@ from typing import Any
 from airflow.plugins_manager import AirflowPlugin
 
 from airflow_failnotify.plugins.auth import bridge_blueprint
-from airflow_failnotify.plugins.views import ConfigureView, IntegrationsView
+from airflow_failnotify.plugins.views import (
+    BulkView,
+    ConfigureView,
+    ErrorsView,
+    IntegrationsView,
+    SettingsView,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,10 @@ class FailnotifyPlugin(AirflowPlugin):
     name = PLUGIN_NAME
     appbuilder_views: list[Any] = [
         {"name": "Integrations", "category": MENU_CATEGORY, "view": IntegrationsView()},
+        {"name": "Error Management", "category": MENU_CATEGORY, "view": ErrorsView()},
+        {"name": "Settings", "category": MENU_CATEGORY, "view": SettingsView()},
         {"view": ConfigureView()},
+        {"view": BulkView()},
     ]
     flask_blueprints: list[Any] = [bridge_blueprint]
     external_views: list[Any] = [
