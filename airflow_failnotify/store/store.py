@@ -22,11 +22,10 @@ from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError
 
 from airflow_failnotify.core.config import (
     ConfigValidationError,
-    FieldError,
     check_dag_conflicts,
     direction_to_dict,
     parse_address_list,
@@ -45,7 +44,7 @@ from airflow_failnotify.core.model import (
     ProcessingSettings,
     Registration,
 )
-from airflow_failnotify.exceptions import StoreNotReadyError, StoreUnavailableError
+from airflow_failnotify.exceptions import StoreUnavailableError
 from airflow_failnotify.store import tables as t
 from airflow_failnotify.store.engine import check_schema, create_store_engine, migrate
 
@@ -1296,30 +1295,3 @@ class Store:
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-
-
-def raise_for_missing_tables(err: Exception) -> None:
-    """Turn "no such table" into the one clear message."""
-    if isinstance(err, (OperationalError, ProgrammingError)) and (
-        "no such table" in str(err) or "does not exist" in str(err)
-    ):
-        raise StoreNotReadyError() from err
-
-
-__all__ = [
-    "ConfigValidationError",
-    "ErrorRow",
-    "EvaluationOutcome",
-    "EventRecord",
-    "FieldError",
-    "ImportPlan",
-    "IntegrityError",
-    "OutboxItem",
-    "PassRow",
-    "Store",
-    "get_store",
-    "message_id_for",
-    "reset_stores",
-    "utcnow",
-    "worker_name",
-]
