@@ -108,8 +108,10 @@ test: system-deps venv
 test-fast: venv
 	@$(call run_pytest,tests/core -m fast)
 
+# The summary table (case, expected, observed) is printed at the end and kept in test-artifacts/.
+# FAILNOTIFY_SOAK_MINUTES=1 (and FAILNOTIFY_SOAK_DOWN_PASSES=10) for a quick check of the harness.
 soak: system-deps venv
-	@$(call run_pytest,tests -m soak)
+	@export FAILNOTIFY_SUMMARY_FILE=test-artifacts/soak-summary.txt; $(call run_pytest,tests -m soak)
 
 # ---------------------------------------------------------------------------------------------------
 # Demo and benchmarks
