@@ -183,12 +183,20 @@ def entity_label(event: FailureEvent) -> str:
 
 
 def try_label(event: FailureEvent) -> str:
-    """``2 / max tries 3``; ``2``; or an empty string when the try is unknown."""
+    """How far the retries went, in the words of each source; empty when unknown.
+
+    A task's ``max_tries`` is Airflow's (the retries allowed), so try 2 of a task with one retry is
+    ``try 2 of 2``. An entity report counts retries already made against the maximum it was given.
+    """
     if event.try_number is None:
         return ""
+    if event.kind is EventKind.ENTITY_FAILED:
+        if event.max_tries is None:
+            return f"retry {event.try_number}"
+        return f"retry {event.try_number} of {event.max_tries}"
     if event.max_tries is None:
-        return str(event.try_number)
-    return f"{event.try_number} / max tries {event.max_tries}"
+        return f"try {event.try_number}"
+    return f"try {event.try_number} of {event.max_tries + 1}"
 
 
 # ---------------------------------------------------------------------------------------------

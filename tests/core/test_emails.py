@@ -170,8 +170,8 @@ def test_processing_body_lists_each_failure() -> None:
         assert "push_issues[4]" in body
         assert "ValueError: issue 1 has no summary" in body
         assert "ValueError: issue 2 has no summary" in body
-        assert "1 / max tries 2" in body
-        assert "3 / max tries 3" in body
+        assert "retry 1 of 2" in body  # an entity report: retries made of the maximum
+        assert "try 3 of 4" in body  # a task: Airflow's max_tries counts the retries
         assert "will be retried" in body
         assert "2026-11-27 21:47:57 UTC+00:00" in body
         assert ERROR_TRACE_FILENAME in body
