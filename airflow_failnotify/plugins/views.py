@@ -388,7 +388,12 @@ def send_test_emails(reg: Registration) -> list[TestOutcome]:
             hook = FailnotifySmtpHook(settings.smtp_conn_id)
             sender = hook.settings.from_email
             rendered = render_test_email(
-                reg.integration, direction, settings, sender=sender, dag_id=dag_id, base_url=airflow_base_url()
+                reg.integration,
+                direction,
+                settings,
+                sender=sender,
+                dag_id=dag_id,
+                base_url=airflow_base_url(),
             )
             with hook:
                 refused = hook.send_message(to_mime_message(rendered, sender=sender))
@@ -398,7 +403,9 @@ def send_test_emails(reg: Registration) -> list[TestOutcome]:
         except Exception as err:  # never a traceback (or a secret) on the page
             log.warning("failnotify: test email through %s failed", settings.smtp_conn_id, exc_info=True)
             outcomes.append(
-                TestOutcome(False, direction.value, f"Not sent: unexpected {type(err).__name__}; see the logs")
+                TestOutcome(
+                    False, direction.value, f"Not sent: unexpected {type(err).__name__}; see the logs"
+                )
             )
             continue
         message = f"Test email sent through {settings.smtp_conn_id} to {everyone}."
@@ -480,7 +487,9 @@ class ConfigureView(FailnotifyBaseView):
             forms.map_errors(err.errors, errors)
         backward = values["backward_integration"]
         if backward and backward != dag_id and not auth.can_access_dag(backward, write=True):
-            errors.add("backward_integration", f"you may not change the DAG {backward!r}: choose one you may edit")
+            errors.add(
+                "backward_integration", f"you may not change the DAG {backward!r}: choose one you may edit"
+            )
         if action not in ("save", "test"):
             errors.add(None, "Unknown action: use Save, Update or Test.")
         if errors or parsed is None:
@@ -528,7 +537,9 @@ class ConfigureView(FailnotifyBaseView):
 
 def _unprefixed(error: FieldError, integration: str) -> FieldError:
     prefix = f"{integration}."
-    return FieldError(error.path.removeprefix(prefix), error.message) if error.path.startswith(prefix) else error
+    return (
+        FieldError(error.path.removeprefix(prefix), error.message) if error.path.startswith(prefix) else error
+    )
 
 
 # ----------------------------------------------------------------------------------------------- Bulk
@@ -717,7 +728,10 @@ class ErrorsView(FailnotifyBaseView):
                     offset=(opage - 1) * ERROR_PAGE_SIZE,
                 )
             outbox, outbox_total = store.list_outbox(
-                state=outbox_state, integration=target, limit=ERROR_PAGE_SIZE, offset=(xpage - 1) * ERROR_PAGE_SIZE
+                state=outbox_state,
+                integration=target,
+                limit=ERROR_PAGE_SIZE,
+                offset=(xpage - 1) * ERROR_PAGE_SIZE,
             )
         filters = {
             "type": error_type,
@@ -770,8 +784,10 @@ class ErrorsView(FailnotifyBaseView):
             utc=_utc,
         )
 
-    def _back(self) -> Response:
-        keep = {k: request.form.get(k) for k in ("type", "integration", "ostate", "category", "since", "until")}
+    def _back(self) -> Any:
+        """Back to Error Management with the filters the action was posted from."""
+        names = ("type", "integration", "ostate", "category", "since", "until")
+        keep: dict[str, Any] = {name: request.form.get(name) for name in names}
         return redirect(url_for("ErrorsView.index", **{k: v for k, v in keep.items() if v}))
 
     def _send(self, outbox_id: int) -> str:
@@ -828,7 +844,7 @@ def next_run(cron: str, now: datetime | None = None) -> datetime | None:
 
     start = now or datetime.now(timezone.utc)
     try:
-        return croniter(cron, start).get_next(datetime)  # type: ignore[no-any-return]
+        return croniter(cron, start).get_next(datetime)
     except (ValueError, KeyError):
         return None
 
