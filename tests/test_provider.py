@@ -69,3 +69,16 @@ def test_airflow_lists_the_provider_and_the_plugin(tmp_path: Path) -> None:
     )
     assert plugins.returncode == 0, plugins.stderr
     assert '"failnotify"' in plugins.stdout
+
+
+def test_task_processes_do_not_pay_for_the_views() -> None:
+    """Airflow imports the plugin in every task process; the views (Flask-AppBuilder) load only on use."""
+    code = (
+        "import sys, airflow_failnotify.plugins.plugin as p\n"
+        "assert 'flask_appbuilder' not in sys.modules, 'views imported at plugin import'\n"
+        "assert p.FailnotifyPlugin.listeners, 'listener registered'\n"
+        "views = p.FailnotifyPlugin().appbuilder_views\n"
+        "assert {v['view'].__class__.__name__ for v in views} >= {'IntegrationsView', 'ConfigureView'}\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -17,15 +17,6 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_failnotify.plugins.auth import bridge_blueprint
-from airflow_failnotify.plugins.views import (
-    BulkView,
-    ConfigureView,
-    ErrorsView,
-    IntegrationsView,
-    SettingsView,
-)
-
 log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "failnotify"
@@ -61,18 +52,54 @@ def installed_through_entry_point() -> bool:
     return any(entry_point.value.replace(" ", "") == PLUGIN_CLASS_PATH for entry_point in entry_points)
 
 
-class FailnotifyPlugin(AirflowPlugin):
-    """Failure notification: configuration views, Error Management, settings, and failure capture."""
+class _BuiltOnFirstUse:
+    """A plugin attribute built when Airflow first reads it.
 
-    name = PLUGIN_NAME
-    appbuilder_views: list[Any] = [
+    Airflow imports plugins in every task process, where only the listener is used; importing the
+    views (Flask-AppBuilder) there would cost about 0.6 s per task. The api-server reads these
+    attributes and so imports the views; task processes never do.
+    """
+
+    def __init__(self, build: Any) -> None:
+        self._build = build
+        self._value: list[Any] | None = None
+
+    def __get__(self, instance: object, owner: type | None = None) -> list[Any]:
+        if self._value is None:
+            self._value = self._build()
+        return self._value
+
+
+def _appbuilder_views() -> list[Any]:
+    from airflow_failnotify.plugins.views import (
+        BulkView,
+        ConfigureView,
+        ErrorsView,
+        IntegrationsView,
+        SettingsView,
+    )
+
+    return [
         {"name": "Integrations", "category": MENU_CATEGORY, "view": IntegrationsView()},
         {"name": "Error Management", "category": MENU_CATEGORY, "view": ErrorsView()},
         {"name": "Settings", "category": MENU_CATEGORY, "view": SettingsView()},
         {"view": ConfigureView()},
         {"view": BulkView()},
     ]
-    flask_blueprints: list[Any] = [bridge_blueprint]
+
+
+def _flask_blueprints() -> list[Any]:
+    from airflow_failnotify.plugins.auth import bridge_blueprint
+
+    return [bridge_blueprint]
+
+
+class FailnotifyPlugin(AirflowPlugin):
+    """Failure notification: configuration views, Error Management, settings, and failure capture."""
+
+    name = PLUGIN_NAME
+    appbuilder_views = _BuiltOnFirstUse(_appbuilder_views)
+    flask_blueprints = _BuiltOnFirstUse(_flask_blueprints)
     external_views: list[Any] = [
         {
             "name": MENU_CATEGORY,
