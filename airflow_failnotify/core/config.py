@@ -184,7 +184,7 @@ def _subject_prefix(value: Any, path: str, out: _Collector) -> str:
     if not isinstance(value, str):
         out.add(path, "must be text")
         return ""
-    if any(ch in value for ch in "\r\n") or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if any(ord(ch) < 32 or 127 <= ord(ch) <= 159 or ch in "\u2028\u2029" for ch in value):
         out.add(path, "must be a single line (no line breaks or control characters)")
     if len(value) > SUBJECT_PREFIX_MAX:
         out.add(path, f"must be at most {SUBJECT_PREFIX_MAX} characters")
