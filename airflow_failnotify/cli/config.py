@@ -91,7 +91,10 @@ def _export(args: argparse.Namespace) -> int:
 
 def load_document(path: str) -> Any:
     """Read YAML or JSON (JSON is YAML); errors name the file and the line."""
-    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -7,7 +7,9 @@ SDK inside a task, Airflow's own database elsewhere).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -19,6 +21,7 @@ from airflow_failnotify import settings as failnotify_settings
 from airflow_failnotify.core import delivery, rules
 from airflow_failnotify.core.emails import render_notification, to_mime_message
 from airflow_failnotify.core.model import DagStatus
+from airflow_failnotify.exceptions import StoreNotReadyError, StoreUnavailableError
 from airflow_failnotify.store import OutboxItem, Store, get_store, utcnow, worker_name
 
 log = logging.getLogger(__name__)
@@ -148,7 +151,66 @@ def run_notification_pass(
 ) -> PassSummary:
     """Evaluate the rules, then deliver every due notification; raises only when the store is unusable."""
     store = store or get_store()
+    try:
+        return _run_pass(
+            store,
+            trigger=trigger,
+            dag_status=dag_status,
+            open_server=open_server,
+            only_ids=only_ids,
+            evaluate=evaluate,
+            now=now,
+        )
+    except (StoreUnavailableError, StoreNotReadyError) as err:
+        # The store cannot take the error row now; the next pass that reaches it logs it.
+        remember_store_error(f"notification pass ({trigger}) could not run: {err}")
+        raise
+
+
+STORE_ERRORS_FILE = "store-errors.jsonl"
+
+
+def remember_store_error(reason: str) -> None:
+    try:
+        folder = failnotify_settings.spool_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / STORE_ERRORS_FILE).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"at": utcnow().isoformat(), "reason": reason}) + "\n")
+    except OSError as err:
+        log.warning("failnotify: could not keep the store error for later (%s): %s", err, reason)
+
+
+def report_remembered_store_errors(store: Store) -> None:
+    """Put the store outages seen by earlier passes into Error Management (category store)."""
+    path = failnotify_settings.spool_dir() / STORE_ERRORS_FILE
+    if not path.exists():
+        return
+    claimed = path.with_name(f"{path.name}.{os.getpid()}")
+    try:
+        path.rename(claimed)  # one process reports each outage
+    except OSError:
+        return
+    for line in claimed.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+            store.log_error("store", entry["reason"], now=datetime.fromisoformat(entry["at"]))
+        except (ValueError, KeyError):
+            continue
+    claimed.unlink()
+
+
+def _run_pass(
+    store: Store,
+    *,
+    trigger: str,
+    dag_status: DagStatusProvider,
+    open_server: delivery.OpenServer,
+    only_ids: Sequence[int] | None,
+    evaluate: bool,
+    now: datetime | None,
+) -> PassSummary:
     store.check_ready()
+    report_remembered_store_errors(store)
     config = failnotify_settings.DeliverySettings.load()
     if config.base_url is None:
         log.warning(

@@ -163,6 +163,11 @@ class EvaluationOutcome:
 # ---------------------------------------------------------------------------------------------
 
 
+def _db_text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL; keep it visible instead of losing the whole record."""
+    return value.replace("\x00", "\\x00") if value else value
+
+
 def _settings_row(settings: DirectionSettings) -> dict[str, Any]:
     return {
         "smtp_conn_id": settings.smtp_conn_id,
@@ -744,13 +749,13 @@ class Store:
                             "run_id": record.run_id,
                             "task_id": record.task_id,
                             "map_index": record.map_index,
-                            "entity": record.entity,
+                            "entity": _db_text(record.entity),
                             "try_number": record.try_number,
                             "max_tries": record.max_tries,
                             "is_final": record.is_final,
                             "not_accessible": record.not_accessible,
-                            "error_message": record.error_message,
-                            "traceback": record.traceback,
+                            "error_message": _db_text(record.error_message),
+                            "traceback": _db_text(record.traceback),
                             "occurred_at": record.occurred_at,
                             "recorded_at": now,
                             "source": record.source,
@@ -771,8 +776,8 @@ class Store:
                             t.event.c.evaluated.is_(False),
                         )
                         .values(
-                            error_message=record.error_message,
-                            traceback=record.traceback,
+                            error_message=_db_text(record.error_message),
+                            traceback=_db_text(record.traceback),
                             not_accessible=record.not_accessible,
                             source=record.source,
                         )
@@ -1168,7 +1173,7 @@ class Store:
                     category=category,
                     integration=integration,
                     server=server,
-                    reason=reason[:10000],
+                    reason=_db_text(reason[:10000]),
                     outbox_id=outbox_id,
                     pass_id=pass_id,
                 )
