@@ -69,13 +69,26 @@ def main() -> None:
 
     store = Store(create_store_engine(os.environ["AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN"]))
     store.migrate()
-    store.save_registration(Registration(integration=DAG_ID, forward=DirectionSettings(
-        smtp_conn_id="smtp", recipients=("ops@example.com",))))
+    store.save_registration(
+        Registration(
+            integration=DAG_ID,
+            forward=DirectionSettings(smtp_conn_id="smtp", recipients=("ops@example.com",)),
+        )
+    )
 
     def ti(index: int, dag_id: str = DAG_ID) -> SimpleNamespace:
-        return SimpleNamespace(dag_id=dag_id, run_id="warm", task_id="t", map_index=index,
-                               rendered_map_index=None, try_number=1, max_tries=0, state="failed",
-                               start_date=datetime.now(timezone.utc), end_date=datetime.now(timezone.utc))
+        return SimpleNamespace(
+            dag_id=dag_id,
+            run_id="warm",
+            task_id="t",
+            map_index=index,
+            rendered_map_index=None,
+            try_number=1,
+            max_tries=0,
+            state="failed",
+            start_date=datetime.now(timezone.utc),
+            end_date=datetime.now(timezone.utc),
+        )
 
     def error() -> BaseException:
         try:
@@ -85,9 +98,11 @@ def main() -> None:
 
     capture.on_task_instance_running(previous_state=None, task_instance=ti(-1))  # warm up: engine, schema
 
-    results: dict[str, list[float]] = {"on_task_instance_failed (registered)": [],
-                                       "on_task_instance_running (activity)": [],
-                                       "on_task_instance_failed (unregistered DAG)": []}
+    results: dict[str, list[float]] = {
+        "on_task_instance_failed (registered)": [],
+        "on_task_instance_running (activity)": [],
+        "on_task_instance_failed (unregistered DAG)": [],
+    }
     for index in range(args.events):
         err = error()
         started = time.perf_counter()
@@ -104,19 +119,32 @@ def main() -> None:
 
     print(f"warm, {args.events} calls each, SQLite store ({workdir}):")
     for name, values in results.items():
-        print(f"  {name:45s} median {statistics.median(values) * 1000:6.2f} ms   "
-              f"p99 {percentile(values, 99) * 1000:6.2f} ms   max {max(values) * 1000:6.2f} ms")
+        print(
+            f"  {name:45s} median {statistics.median(values) * 1000:6.2f} ms   "
+            f"p99 {percentile(values, 99) * 1000:6.2f} ms   max {max(values) * 1000:6.2f} ms"
+        )
 
     print(f"cold (fresh interpreter per run, {args.cold_runs} runs):")
     env = dict(os.environ)
     for run in range(args.cold_runs):
-        output = subprocess.run([sys.executable, "-c", COLD_SCRIPT % {"dag": DAG_ID}], env=env,
-                                capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        output = (
+            subprocess.run(
+                [sys.executable, "-c", COLD_SCRIPT % {"dag": DAG_ID}],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         cold = json.loads(output)
-        print(f"  run {run + 1}: import airflow.sdk {cold['import_airflow'] * 1000:7.1f} ms, "
-              f"import capture {cold['import_capture'] * 1000:6.1f} ms, "
-              f"first event {cold['first_event'] * 1000:6.1f} ms, "
-              f"next call {cold['second_call'] * 1000:5.1f} ms")
+        print(
+            f"  run {run + 1}: import airflow.sdk {cold['import_airflow'] * 1000:7.1f} ms, "
+            f"import capture {cold['import_capture'] * 1000:6.1f} ms, "
+            f"first event {cold['first_event'] * 1000:6.1f} ms, "
+            f"next call {cold['second_call'] * 1000:5.1f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""`make bench`: performance figures of airflow-failnotify (see bench/run.py)."""

@@ -1,0 +1,247 @@
+"""`make bench`: every performance figure of issue 8, measured side by side in one run.
+
+    .venv/bin/python -m bench.run [--quick]
+
+Writes bench/results.json ({"machine": ..., "items": ...}) and prints a table (item, measured, target,
+met?). Each figure is a ratio of timings taken in this run on this machine. --quick shrinks every size
+(for a smoke test; its figures are not the issue's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import isolate_environment, machine, remove_home
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+Row = tuple[str, str, str, str]
+
+
+def _met(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("yes" if ok else "NO")
+
+
+def _attempt(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        result = fn()
+    except Exception as err:
+        traceback.print_exc()
+        result = {"status": "error", "reason": f"{type(err).__name__}: {err}"}
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    print(f"  {name}: {result['wall_seconds']} s", flush=True)
+    return result
+
+
+def _rows(items: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    d = items["1_delivery"]
+    if "msgs_per_s" in d:
+        r = d["msgs_per_s"]
+        n = d["notifications"]
+        auth_note = " (native AUTH silently failed!)" if d["native_auth_silently_failed"] else ""
+        rows.append(
+            (
+                f"1 delivery {n}, ours/native",
+                f"{r['ours_basic']:.0f} vs {r['native']:.0f} msgs/s = {d['ours_vs_native']:.2f}x{auth_note}",
+                ">= 2x",
+                _met(d["ours_vs_native"] >= 2),
+            )
+        )
+        rows.append(
+            (
+                "1 delivery, raw/ours",
+                f"raw {r['raw']:.0f} msgs/s = {d['raw_vs_ours']:.2f}x ours",
+                "<= 1.3x",
+                _met(d["raw_vs_ours"] <= 1.3),
+            )
+        )
+        ok = d["xoauth2_vs_basic"] <= 1.1 and d["token_requests_per_batch"] == 1
+        rows.append(
+            (
+                "1 delivery, xoauth2/basic",
+                f"{d['xoauth2_vs_basic']:.2f}x, {d['token_requests_per_batch']} token request(s)",
+                "<= 1.1x, 1 request",
+                _met(ok),
+            )
+        )
+    else:
+        rows.append(("1 delivery", d.get("reason", "error"), "", "n/a"))
+    e = items["2_evaluation"]
+    for backend in ("sqlite", "postgresql"):
+        b = e.get(backend, {})
+        if "seconds" in b:
+            sizes = e["sizes"]
+            text = ", ".join(f"{_size(s)} {b['seconds'][str(s)]:.2f}s" for s in sizes)
+            ratio = b["ratio_largest_vs_smallest"]
+            rows.append(
+                (
+                    f"2 evaluation, {backend}",
+                    f"{text}; {_size(sizes[-1])}/{_size(sizes[0])} = {ratio:.2f}x",
+                    "<= 1.5x",
+                    _met(ratio <= 1.5),
+                )
+            )
+        else:
+            rows.append(
+                (f"2 evaluation, {backend}", b.get("skipped") or e.get("reason", "error"), "<= 1.5x", "n/a")
+            )
+    lo = items["3_listener_overhead"]
+    warm = lo.get("warm_ms", {}).get("on_task_instance_failed (registered)")
+    if warm and "warm_ratio_to_bare_insert" in lo:
+        ratio = lo["warm_ratio_to_bare_insert"]
+        bare = lo["bare_insert_ms"]["median_ms"]
+        rows.append(
+            (
+                "3 listener, warm",
+                f"median {warm['median']:.2f} ms, p99 {warm['p99']:.2f} ms; "
+                f"{ratio:.2f}x bare INSERT ({bare:.2f} ms)",
+                "<= 3x, < 5 ms",
+                _met(ratio <= 3 and warm["median"] < 5),
+            )
+        )
+        cold = lo.get("cold_ms") or []
+        if cold:
+            first = sorted(c["first_event"] for c in cold)[len(cold) // 2]
+            imp = sorted(c["import_capture"] for c in cold)[len(cold) // 2]
+            sdk = sorted(c["import_airflow"] for c in cold)[len(cold) // 2]
+            rows.append(
+                (
+                    "3 listener, cold",
+                    f"first event {first:.0f} ms, plugin import {imp:.0f} ms "
+                    f"(airflow.sdk import {sdk:.0f} ms)",
+                    "report",
+                    "n/a",
+                )
+            )
+    else:
+        rows.append(
+            (
+                "3 listener overhead",
+                lo.get("status", "error") + ": " + lo.get("reason", ""),
+                "<= 3x, < 5 ms",
+                "n/a",
+            )
+        )
+    p = items["4_pdf"]
+    for key, label in (("trace_2000_lines", "2,000-line trace"), ("failures_50", "50 failures")):
+        if key in p:
+            c = p[key]
+            rows.append(
+                (
+                    f"4 PDF, {label}",
+                    f"{c['ours_seconds'] * 1000:.0f} ms vs floor {c['floor_seconds'] * 1000:.0f}"
+                    f" ms = {c['ratio']:.2f}x",
+                    "<= 1.5x",
+                    _met(c["ratio"] <= 1.5),
+                )
+            )
+    if "trace_2000_lines" not in p:
+        rows.append(("4 PDF", p.get("reason", "error"), "<= 1.5x", "n/a"))
+    lat = items["5_immediate_latency"]
+    if lat.get("status") == "measured":
+        median, worst = lat.get("median_seconds"), lat.get("max_seconds")
+        text = f"median {median} s, max {worst} s" if median is not None else json.dumps(lat)[:80]
+        ok = worst <= 10 if isinstance(worst, (int, float)) else None
+        rows.append(("5 immediate latency", text, "<= 10 s", _met(ok)))
+    else:
+        rows.append(("5 immediate latency", "not measured", "<= 10 s", "n/a"))
+    m = items["6_memory"]
+    if "peak_mib" in m:
+        sizes = sorted(m["peak_mib"], key=int)
+        text = f"baseline {m['baseline_mib']:.0f} MiB; peak " + ", ".join(
+            f"{_size(int(s))} {m['peak_mib'][s]:.0f} MiB" for s in sizes
+        )
+        rows.append(
+            (
+                "6 memory, one pass",
+                f"{text} ({m['growth_ratio']:.2f}x)",
+                "bounded (<= 1.1x)",
+                _met(m["growth_ratio"] <= 1.1),
+            )
+        )
+    else:
+        rows.append(("6 memory", m.get("reason", "error"), "bounded", "n/a"))
+    return rows
+
+
+def _size(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else f"{n / 1000:g}k"
+
+
+def print_table(rows: list[Row]) -> str:
+    header: Row = ("item", "measured", "target", "met?")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the harness")
+    args = parser.parse_args()
+    home = isolate_environment()
+    logging.disable(logging.WARNING)  # the pass logs one line per pass; keep the output to the table
+
+    from bench import delivery, evaluation, memory, others, pdf
+
+    quick = args.quick
+    started = time.perf_counter()
+    print("failnotify bench: measuring (about 6-8 minutes)...", flush=True)
+    items: dict[str, Any] = {}
+    items["1_delivery"] = _attempt(
+        "1 delivery",
+        lambda: delivery.run(home / "delivery", pending=50 if quick else 500, repeat=1 if quick else 3),
+    )
+    items["2_evaluation"] = _attempt(
+        "2 evaluation",
+        lambda: evaluation.run(
+            home / "evaluation",
+            sizes=(10_000, 20_000) if quick else (10_000, 100_000, 1_000_000),
+            repeat=1 if quick else 3,
+        ),
+    )
+    items["3_listener_overhead"] = _attempt(
+        "3 listener overhead",
+        lambda: others.listener_overhead(home / "listener", events=50 if quick else 200),
+    )
+    items["4_pdf"] = _attempt("4 pdf", lambda: pdf.run(repeat=5))
+    items["5_immediate_latency"] = others.immediate_latency()
+    items["6_memory"] = _attempt(
+        "6 memory", lambda: memory.run(home / "memory", sizes=(100, 1_000) if quick else (1_000, 10_000))
+    )
+    total = time.perf_counter() - started
+    rows = _rows(items)
+    results = {
+        "machine": machine(),
+        "command": "make bench (.venv/bin/python -m bench.run)" + (" --quick" if quick else ""),
+        "total_wall_seconds": round(total, 1),
+        "items": items,
+        "table": [dict(zip(("item", "measured", "target", "met"), r, strict=True)) for r in rows],
+    }
+    RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print()
+    print_table(rows)
+    box = results["machine"]
+    print(
+        f"\ntotal wall time {total:.0f} s; machine: {box['cpu']}, {box['cores']} cores, "
+        f"Python {box['python']}, Airflow {box['airflow']}"
+    )
+    print(f"written: {RESULTS}")
+    remove_home(home)
+
+
+if __name__ == "__main__":
+    main()
