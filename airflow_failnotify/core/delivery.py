@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any, Protocol
 
 from airflow_failnotify.core.model import OutboxState
@@ -71,13 +71,13 @@ class Outbox(Protocol):
 
 
 class MailServer(Protocol):
-    def send_message(self, msg: EmailMessage) -> Mapping[str, tuple[int, bytes]]: ...
+    def send_message(self, msg: Message) -> Mapping[str, tuple[int, bytes]]: ...
 
 
 # open_server(conn_id) -> a context manager yielding a connected MailServer (connects lazily or at once).
 OpenServer = Callable[[str], AbstractContextManager[MailServer]]
 # render(notification) -> the message to send.
-Render = Callable[[Any], EmailMessage]
+Render = Callable[[Any], Message]
 
 
 @dataclass

@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from types import TracebackType
 from typing import Any
 
@@ -563,7 +563,7 @@ class FailnotifySmtpHook(BaseHook):
         )
 
     # -- sending -----------------------------------------------------------------------------
-    def send_message(self, msg: EmailMessage) -> dict[str, tuple[int, bytes]]:
+    def send_message(self, msg: Message) -> dict[str, tuple[int, bytes]]:
         """Send one message over this hook's connection (opened on first use).
 
         Recipients come from the To, Cc and Bcc headers (Bcc is not transmitted); From is set to

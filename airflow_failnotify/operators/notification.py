@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 from airflow_failnotify import settings as failnotify_settings
@@ -131,7 +131,7 @@ class _Renderer:
             self._senders[conn_id] = FailnotifySmtpHook(conn_id).settings.from_email
         return self._senders[conn_id]
 
-    def __call__(self, item: OutboxItem) -> EmailMessage:
+    def __call__(self, item: OutboxItem) -> Message:
         rendered = render_notification(item.draft, item.settings, dag_id=item.dag_id, base_url=self.base_url)
         message = to_mime_message(rendered, sender=self.sender(item.smtp_conn_id))
         del message["Message-ID"]

@@ -9,12 +9,14 @@ lock up front instead of failing with "database is locked" when it upgrades a re
 from __future__ import annotations
 
 import logging
+import os
+import weakref
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from airflow_failnotify.exceptions import ConfigurationError, StoreNotReadyError
 from airflow_failnotify.store.tables import VERSION_TABLE
@@ -22,6 +24,18 @@ from airflow_failnotify.store.tables import VERSION_TABLE
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# Every engine made here, so that a forked child (Airflow forks task runners and executor workers)
+# drops the pooled connections it inherited instead of sharing them with its parent.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _dispose_after_fork() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_dispose_after_fork)
 
 
 def create_store_engine(url: str, *, timeout: float = 5.0) -> Engine:
@@ -35,12 +49,16 @@ def create_store_engine(url: str, *, timeout: float = 5.0) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        in_memory = not database or database == ":memory:"
         engine = create_engine(
             url,
             connect_args={"timeout": timeout, "check_same_thread": False},
-            # A file database gains nothing from pooling across threads, and NullPool avoids
-            # sharing one connection between the triggerer's worker threads.
-            poolclass=NullPool,
+            # Pooled: opening a connection runs the pragmas and closing the last one checkpoints the
+            # WAL, so a connection per transaction made every durable "sent" mark cost a connect
+            # and a checkpoint. Each thread checks out its own connection; forks are handled in
+            # _dispose_after_fork.
+            poolclass=NullPool if in_memory else QueuePool,
+            **({} if in_memory else {"pool_size": 2, "max_overflow": 8, "pool_recycle": 3600}),
         )
         busy_ms = int(timeout * 1000)
 
@@ -58,6 +76,7 @@ def create_store_engine(url: str, *, timeout: float = 5.0) -> Engine:
         def _sqlite_begin_immediate(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+        _ENGINES.add(engine)
         return engine
     if backend == "postgresql":
         connect_args: dict[str, Any] = {}
@@ -68,8 +87,13 @@ def create_store_engine(url: str, *, timeout: float = 5.0) -> Engine:
                     f"-c lock_timeout={int(timeout * 1000)} -c statement_timeout={int(timeout * 6000)}"
                 ),
             }
-        return create_engine(url, connect_args=connect_args, pool_pre_ping=True, pool_size=2, max_overflow=4)
-    return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(
+            url, connect_args=connect_args, pool_pre_ping=True, pool_size=2, max_overflow=4
+        )
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    _ENGINES.add(engine)
+    return engine
 
 
 def _alembic_config(connection: Connection) -> Any:
