@@ -40,10 +40,11 @@ setup(
         "requests>=2.28,<3",
         "PyYAML>=6.0,<7",
         "Jinja2>=3.1,<4",
+        "croniter>=2.0,<8",  # the Settings view shows when the job runs next
     ],
     extras_require={
         "postgres": ["psycopg2-binary>=2.9,<3"],
-        "devtools": ["aiosmtpd>=1.4,<2"],
+        "devtools": ["aiosmtpd>=1.4,<2", "cryptography>=41"],
         "test": [
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
