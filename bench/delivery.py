@@ -49,22 +49,12 @@ def _template(workdir: Path, name: str, *, pending: int, integrations: int, conn
     return path
 
 
-def _store_copy(template: Path, target: Path, *, pooled: bool = False) -> Any:
-    from sqlalchemy.pool import QueuePool
-
+def _store_copy(template: Path, target: Path) -> Any:
     from airflow_failnotify.store.engine import create_store_engine
     from airflow_failnotify.store.store import Store
 
     shutil.copyfile(template, target)
-    engine = create_store_engine(f"sqlite:///{target}", timeout=30)
-    if pooled:
-        # What-if: the same engine (same pragmas, BEGIN IMMEDIATE) keeping its SQLite connection open
-        # between transactions instead of NullPool's connect + close (+ WAL checkpoint) per transaction.
-        old: Any = engine.pool
-        engine.pool = QueuePool(
-            old._creator, pool_size=1, max_overflow=4, _dispatch=old.dispatch, dialect=old._dialect
-        )
-    return Store(engine)
+    return Store(create_store_engine(f"sqlite:///{target}", timeout=30))
 
 
 def _rendered_messages(template: Path, workdir: Path) -> list[EmailMessage]:
@@ -112,8 +102,8 @@ def run(workdir: Path, *, pending: int = 500, integrations: int = 50, repeat: in
         contexts = _native_contexts(pending)
         run_no = iter(range(1_000_000))
 
-        def ours(template: Path, *, oauth: bool, pooled: bool = False) -> Callable[[], Any]:
-            store = _store_copy(template, workdir / f"run{next(run_no)}.db", pooled=pooled)
+        def ours(template: Path, *, oauth: bool) -> Callable[[], Any]:
+            store = _store_copy(template, workdir / f"run{next(run_no)}.db")
             if oauth:
                 clear_token_cache()  # the batch starts with no token: it must fetch exactly one
 
@@ -143,7 +133,6 @@ def run(workdir: Path, *, pending: int = 500, integrations: int = 50, repeat: in
             "ours_xoauth2": [],
             "native": [],
             "raw": [],
-            "whatif_ours_basic_pooled_sqlite": [],
         }
         stats: dict[str, dict[str, Any]] = {}
         for round_no in range(repeat + 1):  # round 0 warms up (imports, templates, connections) untimed
@@ -152,8 +141,6 @@ def run(workdir: Path, *, pending: int = 500, integrations: int = 50, repeat: in
                     fn: Callable[[], Any] = ours(basic_db, oauth=False)
                 elif name == "ours_xoauth2":
                     fn = ours(oauth_db, oauth=True)
-                elif name.startswith("whatif"):
-                    fn = ours(basic_db, oauth=False, pooled=True)
                 else:
                     fn = native if name == "native" else raw
                 servers.clear()
@@ -178,8 +165,6 @@ def run(workdir: Path, *, pending: int = 500, integrations: int = 50, repeat: in
         "ours_vs_native": median["native"] / median["ours_basic"],
         "raw_vs_ours": median["ours_basic"] / median["raw"],
         "xoauth2_vs_basic": median["ours_xoauth2"] / median["ours_basic"],
-        "whatif_pooled_vs_ours": median["ours_basic"] / median["whatif_ours_basic_pooled_sqlite"],
-        "whatif_raw_vs_pooled": median["whatif_ours_basic_pooled_sqlite"] / median["raw"],
         "token_requests_per_batch": stats["ours_xoauth2"]["token_requests"],
         "smtp_connections": {name: s["connections"] for name, s in stats.items()},
         "authenticated_messages": {name: s["authenticated"] for name, s in stats.items()},
