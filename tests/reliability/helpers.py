@@ -200,3 +200,25 @@ def header_names(raw: bytes) -> list[str]:
 def short(values: Sequence[object], limit: int = 3) -> str:
     shown = ", ".join(str(v) for v in values[:limit])
     return shown + (f" (+{len(values) - limit})" if len(values) > limit else "")
+
+
+# Every header a notification may carry at the server (aiosmtpd adds the X-Peer/X-Mail* ones); anything
+# else in a received message means a value broke out of its header.
+MAIL_HEADERS = frozenset(
+    {
+        "subject",
+        "from",
+        "to",
+        "cc",
+        "date",
+        "message-id",
+        "auto-submitted",
+        "x-auto-response-suppress",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "x-peer",
+        "x-mailfrom",
+        "x-rcptto",
+    }
+)
