@@ -132,11 +132,9 @@ class _Renderer:
         return self._senders[conn_id]
 
     def __call__(self, item: OutboxItem) -> Message:
+        # The Message-ID comes from the dedupe key, as the outbox row's does: a re-send threads.
         rendered = render_notification(item.draft, item.settings, dag_id=item.dag_id, base_url=self.base_url)
-        message = to_mime_message(rendered, sender=self.sender(item.smtp_conn_id))
-        del message["Message-ID"]
-        message["Message-ID"] = item.message_id
-        return message
+        return to_mime_message(rendered, sender=self.sender(item.smtp_conn_id))
 
 
 def run_notification_pass(

@@ -946,18 +946,13 @@ class Store:
             )
             .returning(t.outbox.c.id)
         ).scalar_one()
-        if draft.kind in (
-            NotificationKind.PROCESSING,
-            NotificationKind.GLOBAL_THRESHOLD,
-            NotificationKind.GLOBAL_IMMEDIATE,
-            NotificationKind.NOT_ACCESSIBLE,
-        ):
-            self._insert_ignore(
-                conn,
-                t.outbox_event,
-                [{"kind": draft.kind.value, "event_id": e.id, "outbox_id": outbox_id} for e in events],
-                ["kind", "event_id"],
-            )
+        # An inactivity notification covers no event; the others record what they report.
+        self._insert_ignore(
+            conn,
+            t.outbox_event,
+            [{"kind": draft.kind.value, "event_id": e.id, "outbox_id": outbox_id} for e in events],
+            ["kind", "event_id"],
+        )
         return int(outbox_id)
 
     # --- outbox -------------------------------------------------------------------------------
