@@ -107,11 +107,13 @@ def is_transient(err: BaseException) -> bool:
 
     from airflow_failnotify.exceptions import ConfigurationError, StoreNotReadyError, StoreUnavailableError
 
-    if isinstance(err, (StoreUnavailableError, StoreNotReadyError, ConfigurationError, OSError,
-                        TimeoutError)):
+    if isinstance(
+        err, (StoreUnavailableError, StoreNotReadyError, ConfigurationError, OSError, TimeoutError)
+    ):
         return True
-    if isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-                        sa_exc.DisconnectionError)):
+    if isinstance(
+        err, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
+    ):
         return True
     # "no such table" comes as OperationalError on SQLite (above), ProgrammingError on PostgreSQL.
     return isinstance(err, sa_exc.ProgrammingError) and "does not exist" in str(err)
@@ -137,19 +139,30 @@ def _warn(key: str, message: str, *args: Any) -> None:
     log.warning(message, *args)
 
 
-def _spool(items: Sequence[EventRecord | spool.SpooledActivity], reason: str, *, announce: bool = True
-           ) -> Path | None:
+def _spool(
+    items: Sequence[EventRecord | spool.SpooledActivity], reason: str, *, announce: bool = True
+) -> Path | None:
     if not items:
         return None
     try:
         path = spool.spool(items)
     except Exception as err:  # the disk too: nothing more we can do without blocking Airflow
-        log.warning("failnotify: could not record %d item(s) (%s) nor spool them (%s); they are lost",
-                    len(items), reason, describe(err))
+        log.warning(
+            "failnotify: could not record %d item(s) (%s) nor spool them (%s); they are lost",
+            len(items),
+            reason,
+            describe(err),
+        )
         return None
     if announce:
-        _warn(f"spooled:{reason}", "failnotify: store unavailable (%s); %d item(s) spooled to %s, "
-              "replayed at the next successful write", reason, len(items), path)
+        _warn(
+            f"spooled:{reason}",
+            "failnotify: store unavailable (%s); %d item(s) spooled to %s, "
+            "replayed at the next successful write",
+            reason,
+            len(items),
+            path,
+        )
     return path
 
 
@@ -158,8 +171,12 @@ def _store_failed(err: BaseException, items: Sequence[EventRecord | spool.Spoole
 
     if isinstance(err, StoreNotReadyError):
         path = _spool(items, "store not migrated", announce=False)
-        _warn("not-ready", "failnotify: %s. Failure capture spools its events (%s) until then.",
-              err, path.parent if path else "spool not writable")
+        _warn(
+            "not-ready",
+            "failnotify: %s. Failure capture spools its events (%s) until then.",
+            err,
+            path.parent if path else "spool not writable",
+        )
     elif is_transient(err):
         _spool(items, describe(err))
     else:
@@ -171,15 +188,17 @@ def replay_spool(store: Store, *, deadline: float | None = None) -> int:
     if not spool.has_spooled():
         return 0
     try:
-        return spool.replay(store.record_events, store.record_activity, deadline=deadline,
-                            transient=is_transient)
+        return spool.replay(
+            store.record_events, store.record_activity, deadline=deadline, transient=is_transient
+        )
     except Exception as err:
         log.warning("failnotify: spool replay stopped, it is retried at the next write: %s", describe(err))
         return 0
 
 
-def write(action: Callable[[Store], T], spooled: Callable[[], Sequence[EventRecord | spool.SpooledActivity]]
-          ) -> tuple[bool, T | None]:
+def write(
+    action: Callable[[Store], T], spooled: Callable[[], Sequence[EventRecord | spool.SpooledActivity]]
+) -> tuple[bool, T | None]:
     """Run ``action`` against the listener store; on a store problem spool ``spooled()`` instead.
 
     Returns (True, result) when the store answered, (False, None) otherwise. Never raises.
@@ -250,8 +269,10 @@ def cap(text: str, limit: int, what: str) -> str:
     head = limit * 3 // 10
     tail = limit - head - 200
     omitted = len(text) - head - tail
-    return (f"{text[:head]}\n\n... [failnotify: {omitted} characters of this {what} omitted, "
-            f"{len(text)} in all; the first and last parts are kept] ...\n\n{text[-tail:]}")
+    return (
+        f"{text[:head]}\n\n... [failnotify: {omitted} characters of this {what} omitted, "
+        f"{len(text)} in all; the first and last parts are kept] ...\n\n{text[-tail:]}"
+    )
 
 
 def error_fields(error: BaseException | str | None) -> tuple[str, str, bool]:
@@ -286,8 +307,9 @@ def _source_of(previous_state: Any, task_instance: Any) -> str:
     return "api" if previous_state is None else "scheduler"
 
 
-def task_failure_record(previous_state: Any, task_instance: Any, error: BaseException | str | None,
-                        *, source: str | None = None) -> EventRecord:
+def task_failure_record(
+    previous_state: Any, task_instance: Any, error: BaseException | str | None, *, source: str | None = None
+) -> EventRecord:
     from airflow_failnotify.core.model import EventKind
     from airflow_failnotify.store.store import EventRecord
 
@@ -457,13 +479,23 @@ def on_dag_run_failed(dag_run: Any, msg: str) -> None:
 
         ok, reconciled = write(action, spooled)
         if ok and reconciled:
-            log.info("failnotify: recorded %d failed task instance(s) of %s %s that no task reported",
-                     reconciled, dag_id, dag_run.run_id)
+            log.info(
+                "failnotify: recorded %d failed task instance(s) of %s %s that no task reported",
+                reconciled,
+                dag_id,
+                dag_run.run_id,
+            )
 
     _guard("on_dag_run_failed", body)
 
 
 def iter_hooks() -> Iterable[str]:
     """Names of the hooks this module implements (used by tests)."""
-    return ("on_task_instance_running", "on_task_instance_success", "on_task_instance_failed",
-            "on_dag_run_running", "on_dag_run_success", "on_dag_run_failed")
+    return (
+        "on_task_instance_running",
+        "on_task_instance_success",
+        "on_task_instance_failed",
+        "on_dag_run_running",
+        "on_dag_run_success",
+        "on_dag_run_failed",
+    )

@@ -239,7 +239,7 @@ def replay(
             events, activity = _read(handle, name)
             try:
                 for start in range(0, len(events), REPLAY_BATCH):
-                    record_events(events[start:start + REPLAY_BATCH])
+                    record_events(events[start : start + REPLAY_BATCH])
                 for dag_id, at in activity.items():
                     record_activity(dag_id, at)
             except Exception as err:
@@ -248,10 +248,15 @@ def replay(
                 bad = directory / (name.removesuffix(CLAIMED_SUFFIX) + BAD_SUFFIX)
                 claimed = directory / (name if name.endswith(CLAIMED_SUFFIX) else name + CLAIMED_SUFFIX)
                 os.replace(claimed, bad)
-                log.warning("failnotify: spool file set aside as %s, it cannot be recorded: %s: %s",
-                            bad, type(err).__name__, str(err)[:300])
+                log.warning(
+                    "failnotify: spool file set aside as %s, it cannot be recorded: %s: %s",
+                    bad,
+                    type(err).__name__,
+                    str(err)[:300],
+                )
                 continue
             total += len(events) + len(activity)
-        log.info("failnotify: replayed spool file %s (%d events, %d activity)",
-                 name, len(events), len(activity))
+        log.info(
+            "failnotify: replayed spool file %s (%d events, %d activity)", name, len(events), len(activity)
+        )
     return total

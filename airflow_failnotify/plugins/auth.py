@@ -105,8 +105,12 @@ def error_page(status: int, title: str, message: str, *, login_url: str | None =
 def _refuse_unauthenticated() -> Response:
     if request.method in ("GET", "HEAD"):
         return cast("Response", redirect(_login_url()))
-    return error_page(401, "Not logged in", "Your session has ended. Log in to Airflow again, then retry.",
-                      login_url=_login_url())
+    return error_page(
+        401,
+        "Not logged in",
+        "Your session has ended. Log in to Airflow again, then retry.",
+        login_url=_login_url(),
+    )
 
 
 def authenticate() -> Response | None:
