@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from airflow_failnotify.core.capture import EventRecord
 from airflow_failnotify.core.model import Direction, EventKind
 from airflow_failnotify.listeners import capture
-from airflow_failnotify.store.store import EventRecord
 
 log = logging.getLogger(__name__)
 

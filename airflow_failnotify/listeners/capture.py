@@ -38,8 +38,9 @@ from airflow.listeners import hookimpl
 from airflow_failnotify.listeners import spool
 
 if TYPE_CHECKING:
+    from airflow_failnotify.core.capture import EventRecord
     from airflow_failnotify.core.model import Direction
-    from airflow_failnotify.store.store import EventRecord, Store
+    from airflow_failnotify.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -310,8 +311,8 @@ def _source_of(previous_state: Any, task_instance: Any) -> str:
 def task_failure_record(
     previous_state: Any, task_instance: Any, error: BaseException | str | None, *, source: str | None = None
 ) -> EventRecord:
+    from airflow_failnotify.core.capture import EventRecord
     from airflow_failnotify.core.model import EventKind
-    from airflow_failnotify.store.store import EventRecord
 
     message, trace, not_accessible = error_fields(error)
     map_index = _map_index(task_instance)
@@ -342,8 +343,8 @@ def task_failure_record(
 
 
 def run_record(dag_run: Any, *, failed: bool, msg: str | None) -> EventRecord:
+    from airflow_failnotify.core.capture import EventRecord
     from airflow_failnotify.core.model import EventKind
-    from airflow_failnotify.store.store import EventRecord
 
     manual = bool(msg and "manually set" in msg)
     return EventRecord(

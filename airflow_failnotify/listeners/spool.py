@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from airflow_failnotify.store.store import EventRecord
+from airflow_failnotify.core.capture import EventRecord
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from airflow_failnotify.core.capture import EventRecord
 from airflow_failnotify.core.config import (
     ConfigValidationError,
     check_dag_conflicts,
@@ -58,48 +59,6 @@ def utcnow() -> datetime:
 # ---------------------------------------------------------------------------------------------
 # Records passed in and out
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """A failure or run outcome to record; ``capture_key`` makes recording idempotent."""
-
-    kind: EventKind
-    dag_id: str
-    run_id: str
-    occurred_at: datetime
-    source: str
-    task_id: str | None = None
-    map_index: int = -1
-    entity: str | None = None
-    try_number: int | None = None
-    max_tries: int | None = None
-    is_final: bool = True
-    not_accessible: bool = False
-    error_message: str = ""
-    traceback: str = ""
-
-    @property
-    def capture_key(self) -> str:
-        if self.kind in (EventKind.RUN_FAILED, EventKind.RUN_SUCCEEDED):
-            return f"{self.kind.value}|{self.dag_id}|{self.run_id}"
-        if self.kind is EventKind.TASK_FAILED:
-            return f"task|{self.dag_id}|{self.run_id}|{self.task_id}|{self.map_index}|{self.try_number}"
-        where = f"{self.dag_id}|{self.run_id}|{self.task_id}|{self.map_index}"
-        return f"entity|{where}|{self.entity}|{self.try_number}"
-
-    def to_json(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        data["kind"] = self.kind.value
-        data["occurred_at"] = self.occurred_at.isoformat()
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> EventRecord:
-        values = dict(data)
-        values["kind"] = EventKind(values["kind"])
-        values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
-        return cls(**values)
 
 
 @dataclass(frozen=True)
