@@ -58,7 +58,7 @@ def _store_copy(template: Path, target: Path) -> Any:
 
 
 def _rendered_messages(template: Path, workdir: Path) -> list[EmailMessage]:
-    from airflow_failnotify.operators.notification import _Renderer
+    from airflow_failnotify.service.passes import _Renderer
 
     store = _store_copy(template, workdir / "render.db")
     items = store.claim("bench-render", limit=1_000_000, lease_seconds=600)
@@ -89,7 +89,7 @@ def run(workdir: Path, *, pending: int = 500, integrations: int = 50, repeat: in
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     from airflow_failnotify.hooks.smtp import clear_token_cache
-    from airflow_failnotify.operators.notification import run_notification_pass
+    from airflow_failnotify.service.passes import run_notification_pass
 
     workdir.mkdir(parents=True, exist_ok=True)
     with MailServers() as servers:

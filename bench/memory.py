@@ -35,7 +35,7 @@ def _status_kib(field: str) -> int:
 
 
 def _child(db: Path, expected: int) -> None:
-    from airflow_failnotify.operators.notification import run_notification_pass
+    from airflow_failnotify.service.passes import run_notification_pass
     from airflow_failnotify.store.engine import create_store_engine
     from airflow_failnotify.store.store import Store
 

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from airflow_failnotify.operators.notification import run_notification_pass
+    from airflow_failnotify.service.passes import run_notification_pass
 
     summary = run_notification_pass(trigger="cli", evaluate=not args.no_evaluate)
     if args.json:
@@ -42,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from airflow_failnotify.operators.notification import dag_status_from_metadata_db
+    from airflow_failnotify.lookups.dags import dag_status_from_metadata_db
     from airflow_failnotify.store import get_store
 
     store = get_store()

@@ -21,7 +21,7 @@ from pypdf import PdfReader
 from airflow_failnotify.core.config import parse_registration
 from airflow_failnotify.core.model import EventKind, OutboxState
 from airflow_failnotify.devtools.smtp_server import DevSmtpServer
-from airflow_failnotify.operators.notification import run_notification_pass
+from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import EventRecord, Store
 
 NOW = datetime.now(timezone.utc)
@@ -221,7 +221,7 @@ def test_concurrent_passes_on_postgres_never_send_twice(
 
 PASS_SCRIPT = """
 import sys
-from airflow_failnotify.operators.notification import run_notification_pass
+from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import Store
 from airflow_failnotify.store.engine import create_store_engine
 run_notification_pass(trigger="cli", store=Store(create_store_engine(sys.argv[1])), dag_status=lambda d: {})

@@ -104,7 +104,7 @@ def writer(
 
 
 def passer(url: str, stop_file: Path, interval: float, out: Path) -> None:
-    from airflow_failnotify.operators.notification import run_notification_pass
+    from airflow_failnotify.service.passes import run_notification_pass
 
     store = Store(create_store_engine(url, timeout=5))
     rng = random.Random()

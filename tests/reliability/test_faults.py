@@ -25,7 +25,7 @@ import pytest
 from airflow_failnotify.devtools.smtp_server import DevSmtpServer
 from airflow_failnotify.devtools.token_server import TokenServer
 from airflow_failnotify.exceptions import StoreUnavailableError
-from airflow_failnotify.operators.notification import run_notification_pass
+from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import Store
 from airflow_failnotify.store.engine import create_store_engine
 from tests.fixtures.soak import Summary

@@ -14,7 +14,7 @@ from pypdf import PdfReader
 
 from airflow_failnotify.core.model import EventKind
 from airflow_failnotify.devtools.smtp_server import DevSmtpServer
-from airflow_failnotify.operators.notification import run_notification_pass
+from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import EventRecord, Store
 from tests.fixtures.soak import Summary
 from tests.reliability.helpers import (

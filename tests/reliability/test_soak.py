@@ -35,7 +35,7 @@ import pytest
 
 from airflow_failnotify.core.model import NotificationKind, OutboxState
 from airflow_failnotify.devtools.smtp_server import DevSmtpServer
-from airflow_failnotify.operators.notification import run_notification_pass
+from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import Store
 from airflow_failnotify.store.engine import create_store_engine
 from tests.fixtures.mail import SMTP_PASSWORD, SMTP_USER

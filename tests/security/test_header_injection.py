@@ -13,7 +13,7 @@ from airflow_failnotify.core.config import ConfigValidationError, parse_registra
 from airflow_failnotify.core.model import DirectionSettings, GlobalSettings, Registration
 from airflow_failnotify.devtools.smtp_server import DevSmtpServer
 from airflow_failnotify.hooks.smtp_settings import validate_smtp_settings
-from airflow_failnotify.operators.notification import run_notification_pass
+from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import Store
 from tests.fixtures.soak import Summary
 from tests.reliability.helpers import (

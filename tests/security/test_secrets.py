@@ -30,7 +30,7 @@ from sqlalchemy import MetaData, select
 from airflow_failnotify.cli import main
 from airflow_failnotify.devtools.smtp_server import DevSmtpServer
 from airflow_failnotify.devtools.token_server import TokenServer
-from airflow_failnotify.operators.notification import run_notification_pass
+from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import Store, reset_stores
 from tests.fixtures.soak import Summary
 from tests.reliability.helpers import entity_failed, failnotify_cli, no_status, register, run_failed

@@ -545,7 +545,7 @@ def _scenario() -> dict[str, Any]:  # pragma: no cover - runs in the child proce
             )
         ]
     )
-    from airflow_failnotify.operators.notification import run_notification_pass
+    from airflow_failnotify.service.passes import run_notification_pass
 
     run_notification_pass(trigger="manual", dag_status=lambda ids: {})
     failed, _ = store.list_outbox(state=OutboxState.FAILED, integration="sync_e")

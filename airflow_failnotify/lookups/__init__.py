@@ -1,0 +1,1 @@
+"""Adapters that read Airflow (DAGs, connections) for the service layer and the views."""
