@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FailnotifyError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -38,9 +40,21 @@ class MailDeliveryError(FailnotifyError):
 
     ``server_level`` is True when the whole server is unusable (cannot connect, credentials
     refused, token endpoint failing), so the caller stops trying that server for the pass.
+    ``stage`` (a :class:`~airflow_failnotify.core.retry.SendStage` value) and ``code`` (the SMTP
+    reply code) say where it happened, when the transport knows; the retry policy may key on them.
     """
 
-    def __init__(self, message: str, *, temporary: bool, server_level: bool = True) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        temporary: bool,
+        server_level: bool = True,
+        stage: Any = None,
+        code: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.temporary = temporary
         self.server_level = server_level
+        self.stage = stage
+        self.code = code

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_failnotify.core.retry import RetryPolicy
 from airflow_failnotify.exceptions import ConfigurationError
 
 SECTION = "failnotify"
@@ -114,14 +115,12 @@ def check_store_fits_executor(url: str, executor: str | None = None) -> None:
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    max_attempts: int
-    lease_seconds: int
+    retry_policy: RetryPolicy
     base_url: str | None
 
     @classmethod
     def load(cls) -> DeliverySettings:
-        return cls(
-            max_attempts=max(1, get_int("max_attempts")),
-            lease_seconds=max(10, get_int("lease_seconds")),
-            base_url=airflow_base_url(),
+        policy = RetryPolicy.from_options(
+            max_attempts=get_int("max_attempts"), lease_seconds=get_int("lease_seconds")
         )
+        return cls(retry_policy=policy, base_url=airflow_base_url())

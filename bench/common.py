@@ -114,7 +114,8 @@ def fill_outbox(store: Store, *, pending: int, integrations: int, conn_id: str, 
     """``pending`` due notifications (job failures) made the real way: record_events + evaluate."""
     from airflow_failnotify.core import rules
     from airflow_failnotify.core.model import EventKind
-    from airflow_failnotify.store import EventRecord
+    from airflow_failnotify.service.evaluation import evaluate
+    from airflow_failnotify.store import EventRecord, utcnow
 
     names = [f"bench_sync_{i:04d}" for i in range(integrations)]
     register(store, names, conn_id)
@@ -133,7 +134,7 @@ def fill_outbox(store: Store, *, pending: int, integrations: int, conn_id: str, 
                 for i in range(start, min(pending, start + chunk))
             ]
         )
-    while store.evaluate(rules.evaluate, no_status).evaluated_events:
+    while evaluate(store, rules.evaluate, no_status, now=utcnow()).evaluated_events:
         pass
     counts = store.outbox_counts()
     return int(counts.get("pending", 0))

@@ -58,12 +58,17 @@ def _store_copy(template: Path, target: Path) -> Any:
 
 
 def _rendered_messages(template: Path, workdir: Path) -> list[EmailMessage]:
-    from airflow_failnotify.service.passes import _Renderer
+    from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
+    from airflow_failnotify.service.passes import render_message
 
     store = _store_copy(template, workdir / "render.db")
     items = store.claim("bench-render", limit=1_000_000, lease_seconds=600)
-    renderer = _Renderer("https://airflow.example.com")
-    messages = [renderer(item) for item in items]
+    senders = {
+        conn_id: FailnotifySmtpHook(conn_id).settings.from_email
+        for conn_id in {i.smtp_conn_id for i in items}
+    }
+    base_url = "https://airflow.example.com"
+    messages = [render_message(i, sender=senders[i.smtp_conn_id], base_url=base_url) for i in items]
     store.engine.dispose()
     return messages
 

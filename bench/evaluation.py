@@ -2,8 +2,9 @@
 
 The history (already-evaluated events) is bulk-inserted through SQLAlchemy Core, in chunks, into
 failnotify_event; the 1,000 new events are recorded through ``Store.record_events`` (untimed). Only
-``store.evaluate(rules.evaluate, dag_status)`` is timed; each size is measured ``repeat`` times (fresh
-new events each time) and the median kept. PostgreSQL runs on a throwaway server
+``service.evaluation.evaluate(store, rules.evaluate, dag_status, now=...)`` is timed; each size is
+measured ``repeat`` times (fresh new events each time) and the median kept.
+PostgreSQL runs on a throwaway server
 (tests/fixtures/postgres.py) and gets an ANALYZE after each bulk load, as autovacuum would do.
 """
 
@@ -97,6 +98,8 @@ def _new_events(store: Any, tag: str) -> None:
 
 def measure_backend(url: str, sizes: Sequence[int], repeat: int) -> dict[str, Any]:
     from airflow_failnotify.core import rules
+    from airflow_failnotify.service.evaluation import evaluate
+    from airflow_failnotify.store import utcnow
 
     store = migrated_store(url)
     register(store, [f"bench_sync_{i:04d}" for i in range(INTEGRATIONS)], "bench_basic")
@@ -109,7 +112,7 @@ def measure_backend(url: str, sizes: Sequence[int], repeat: int) -> dict[str, An
         for rep in range(repeat + 1):  # the first one at the smallest size warms up, untimed
             _new_events(store, f"{size}_{rep}")
             started = time.perf_counter()
-            outcome = store.evaluate(rules.evaluate, no_status)
+            outcome = evaluate(store, rules.evaluate, no_status, now=utcnow())
             elapsed = time.perf_counter() - started
             if outcome.evaluated_events != NEW_EVENTS:
                 raise RuntimeError(f"evaluated {outcome.evaluated_events} events, expected {NEW_EVENTS}")

@@ -43,10 +43,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from airflow_failnotify.lookups.dags import dag_status_from_metadata_db
-    from airflow_failnotify.store import get_store
+    from airflow_failnotify.service.evaluation import evaluate
+    from airflow_failnotify.store import get_store, utcnow
 
     store = get_store()
-    outcome = store.evaluate(rules.evaluate, dag_status_from_metadata_db)
+    outcome = evaluate(store, rules.evaluate, dag_status_from_metadata_db, now=utcnow())
     due = []
     for draft in outcome.drafts:
         registration = store.get_registration(draft.integration)

@@ -38,7 +38,7 @@ Decisions where DESIGN.md leaves room (each is covered by a test in tests/core/t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -389,3 +389,29 @@ def _unique_failures(events: Iterable[FailureEvent]) -> list[FailureEvent]:
 def _latest(values: Iterable[datetime | None]) -> datetime | None:
     present = [v for v in values if v is not None]
     return max(present) if present else None
+
+
+RulesFn = Callable[
+    [
+        Sequence[Registration],
+        Mapping[StateKey, DirectionState],
+        Sequence[FailureEvent],
+        Mapping[str, DagStatus],
+        datetime,
+    ],
+    Evaluation,
+]
+
+
+def drop_reported(draft: NotificationDraft, reported_event_ids: Collection[int]) -> NotificationDraft | None:
+    """A failure appears in at most one processing notification, ever (DESIGN.md, Rules).
+
+    Returns the draft without the events an earlier processing notification reported, or None
+    when none is left. Other kinds are one per run or spell; their dedupe key guards them.
+    """
+    if draft.kind is not NotificationKind.PROCESSING or not draft.events:
+        return draft
+    events = tuple(e for e in draft.events if e.id not in reported_event_ids)
+    if not events:
+        return None
+    return replace(draft, events=events) if len(events) != len(draft.events) else draft

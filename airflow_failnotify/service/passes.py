@@ -7,21 +7,22 @@ SDK inside a task, Airflow's own database elsewhere).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from email.message import Message
 from typing import Any
 
 from airflow_failnotify import settings as failnotify_settings
 from airflow_failnotify.core import delivery, rules
-from airflow_failnotify.core.emails import render_notification, to_mime_message
+from airflow_failnotify.core.delivery import Clock, Mail
+from airflow_failnotify.core.emails import RenderedEmail, render_notification, to_mime_message
+from airflow_failnotify.core.retry import RetryPolicy
 from airflow_failnotify.exceptions import StoreNotReadyError, StoreUnavailableError
 from airflow_failnotify.lookups.dags import DagStatusProvider, dag_status_from_metadata_db
+from airflow_failnotify.service.evaluation import evaluate as evaluate_rules
+from airflow_failnotify.service.store_errors import remember_store_error, report_remembered_store_errors
 from airflow_failnotify.store import OutboxItem, Store, get_store, utcnow, worker_name
 
 log = logging.getLogger(__name__)
@@ -45,33 +46,42 @@ class PassSummary:
         return asdict(self)
 
 
+class _SmtpTransport:
+    """Email as the transport: a rendered notification becomes MIME with the connection's sender."""
+
+    def __init__(self, hook: Any) -> None:
+        self._hook = hook
+
+    def send(self, notification: RenderedEmail) -> Mapping[str, tuple[int, bytes]]:
+        message = to_mime_message(notification, sender=self._hook.settings.from_email)
+        return self._hook.send_message(message)
+
+
 @contextmanager
-def open_smtp(conn_id: str) -> Iterator[delivery.MailServer]:
+def open_smtp(conn_id: str) -> Iterator[delivery.Transport]:
     from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
 
     hook = FailnotifySmtpHook(conn_id)
     with hook:
-        yield hook
+        yield _SmtpTransport(hook)
 
 
 class _Renderer:
-    """Renders outbox items, reading each connection's sender once per pass."""
+    """Renders a mail's outbox row into the channel-neutral notification."""
 
     def __init__(self, base_url: str | None) -> None:
         self.base_url = base_url
-        self._senders: dict[str, str] = {}
 
-    def sender(self, conn_id: str) -> str:
-        if conn_id not in self._senders:
-            from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
-
-            self._senders[conn_id] = FailnotifySmtpHook(conn_id).settings.from_email
-        return self._senders[conn_id]
-
-    def __call__(self, item: OutboxItem) -> Message:
+    def __call__(self, mail: Mail) -> RenderedEmail:
+        item: OutboxItem = mail.first
         # The Message-ID comes from the dedupe key, as the outbox row's does: a re-send threads.
-        rendered = render_notification(item.draft, item.settings, dag_id=item.dag_id, base_url=self.base_url)
-        return to_mime_message(rendered, sender=self.sender(item.smtp_conn_id))
+        return render_notification(item.draft, item.settings, dag_id=item.dag_id, base_url=self.base_url)
+
+
+def render_message(item: OutboxItem, *, sender: str, base_url: str | None) -> Message:
+    """The MIME message one outbox row goes out as (the benchmarks time this)."""
+    rendered = render_notification(item.draft, item.settings, dag_id=item.dag_id, base_url=base_url)
+    return to_mime_message(rendered, sender=sender)
 
 
 def run_notification_pass(
@@ -79,10 +89,10 @@ def run_notification_pass(
     trigger: str,
     dag_status: DagStatusProvider = dag_status_from_metadata_db,
     store: Store | None = None,
-    open_server: delivery.OpenServer = open_smtp,
+    open_transport: delivery.OpenTransport = open_smtp,
     only_ids: Sequence[int] | None = None,
     evaluate: bool = True,
-    now: datetime | None = None,
+    clock: Clock = utcnow,
 ) -> PassSummary:
     """Evaluate the rules, then deliver every due notification; raises only when the store is unusable."""
     store = store or get_store()
@@ -91,10 +101,10 @@ def run_notification_pass(
             store,
             trigger=trigger,
             dag_status=dag_status,
-            open_server=open_server,
+            open_transport=open_transport,
             only_ids=only_ids,
             evaluate=evaluate,
-            now=now,
+            clock=clock,
         )
     except (StoreUnavailableError, StoreNotReadyError) as err:
         # The store cannot take the error row now; the next pass that reaches it logs it.
@@ -102,47 +112,15 @@ def run_notification_pass(
         raise
 
 
-STORE_ERRORS_FILE = "store-errors.jsonl"
-
-
-def remember_store_error(reason: str) -> None:
-    try:
-        folder = failnotify_settings.spool_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / STORE_ERRORS_FILE).open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"at": utcnow().isoformat(), "reason": reason}) + "\n")
-    except OSError as err:
-        log.warning("failnotify: could not keep the store error for later (%s): %s", err, reason)
-
-
-def report_remembered_store_errors(store: Store) -> None:
-    """Put the store outages seen by earlier passes into Error Management (category store)."""
-    path = failnotify_settings.spool_dir() / STORE_ERRORS_FILE
-    if not path.exists():
-        return
-    claimed = path.with_name(f"{path.name}.{os.getpid()}")
-    try:
-        path.rename(claimed)  # one process reports each outage
-    except OSError:
-        return
-    for line in claimed.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-            store.log_error("store", entry["reason"], now=datetime.fromisoformat(entry["at"]))
-        except (ValueError, KeyError):
-            continue
-    claimed.unlink()
-
-
 def _run_pass(
     store: Store,
     *,
     trigger: str,
     dag_status: DagStatusProvider,
-    open_server: delivery.OpenServer,
+    open_transport: delivery.OpenTransport,
     only_ids: Sequence[int] | None,
     evaluate: bool,
-    now: datetime | None,
+    clock: Clock,
 ) -> PassSummary:
     store.check_ready()
     report_remembered_store_errors(store)
@@ -152,26 +130,26 @@ def _run_pass(
             "failnotify: neither [failnotify] base_url nor [api] base_url is set; "
             "links in the emails will point at localhost"
         )
-    pass_id = store.start_pass(trigger, now=now)
+    pass_id = store.start_pass(trigger, now=clock())
     summary = PassSummary(pass_id=pass_id, trigger=trigger)
     if evaluate:
-        outcome = store.evaluate(rules.evaluate, dag_status, now=now or utcnow())
+        outcome = evaluate_rules(store, rules.evaluate, dag_status, now=clock())
         summary.evaluated_events = outcome.evaluated_events
         summary.due = len(outcome.outbox_ids)
     report = delivery.deliver(
         store,
-        open_server,
+        open_transport,
         _Renderer(config.base_url),
+        policy=config.retry_policy,
         worker=worker_name(),
-        max_attempts=config.max_attempts,
-        lease_seconds=config.lease_seconds,
+        clock=clock,
         pass_id=pass_id,
         only_ids=only_ids,
     )
     summary.sent, summary.pending, summary.failed = report.sent, report.pending, report.failed
     summary.errors = report.errors
     summary.outbox = store.outbox_counts()
-    store.finish_pass(pass_id, summary.to_dict())
+    store.finish_pass(pass_id, summary.to_dict(), now=clock())
     log.info(
         "failnotify pass %s (%s): %s new event(s), %s due, %s sent, %s pending, %s failed",
         pass_id,
@@ -183,3 +161,6 @@ def _run_pass(
         summary.failed,
     )
     return summary
+
+
+__all__ = ["PassSummary", "RetryPolicy", "open_smtp", "render_message", "run_notification_pass"]

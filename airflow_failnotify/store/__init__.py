@@ -1,32 +1,20 @@
-"""The package's own store: tables, engine, migrations and every query."""
+"""The package's own store: tables, engine, migrations and every query (persistence only)."""
 
 from __future__ import annotations
 
-from airflow_failnotify.store.store import (
-    ErrorRow,
-    EvaluationOutcome,
-    EventRecord,
-    ImportPlan,
-    OutboxItem,
-    PassRow,
-    Store,
-    get_store,
-    message_id_for,
-    reset_stores,
-    utcnow,
-    worker_name,
-)
+from airflow_failnotify.core.capture import EventRecord
+from airflow_failnotify.store.records import ErrorRow, ImportPlan, OutboxItem, PassRow
+from airflow_failnotify.store.session import utcnow, worker_name
+from airflow_failnotify.store.store import Store, get_store, reset_stores
 
 __all__ = [
     "ErrorRow",
-    "EvaluationOutcome",
     "EventRecord",
     "ImportPlan",
     "OutboxItem",
     "PassRow",
     "Store",
     "get_store",
-    "message_id_for",
     "reset_stores",
     "utcnow",
     "worker_name",

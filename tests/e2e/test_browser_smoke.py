@@ -284,6 +284,7 @@ def test_error_management_filters_and_send_now(ui: Page, smtp: DevSmtpServer, st
 
     from airflow_failnotify.core import rules
     from airflow_failnotify.core.model import EventKind
+    from airflow_failnotify.service.evaluation import evaluate
     from airflow_failnotify.store import EventRecord
 
     now = datetime.now(timezone.utc)
@@ -326,7 +327,7 @@ def test_error_management_filters_and_send_now(ui: Page, smtp: DevSmtpServer, st
         integration="export_billing",
         now=now - timedelta(minutes=5),
     )
-    store.evaluate(rules.evaluate, lambda ids: {}, now=now)
+    evaluate(store, rules.evaluate, lambda ids: {}, now=now)
 
     page = ui
     frame = _frame(page)

@@ -245,10 +245,7 @@ def test_kill_9_during_a_pass_loses_nothing(
     assert 0 < delivered_before < 100, "the pass must be killed in the middle"
     # The killed pass's claims expire with their lease; a later pass sends the rest.
     later = datetime.now(timezone.utc) + timedelta(seconds=11)
-    from airflow_failnotify.store import store as store_module
-
-    monkeypatch.setattr(store_module, "utcnow", lambda: later)
-    run_notification_pass(trigger="cli", store=store, dag_status=no_status)
+    run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda: later)
     ids = [m.message["Message-ID"] for m in smtp_server.messages]
     assert len(set(ids)) == 100, "every notification delivered"
     assert len(ids) - len(set(ids)) <= 1, "at most the one message on the wire is sent twice"

@@ -339,10 +339,7 @@ def test_store_lost_mid_pass_after_the_server_accepted_a_message(
     run_notification_pass(trigger="cli", store=store, dag_status=no_status)
     before_expiry = len(smtp_server.messages)
     later = datetime.now(timezone.utc) + timedelta(seconds=400)
-    from airflow_failnotify.store import store as store_module
-
-    monkeypatch.setattr(store_module, "utcnow", lambda: later)
-    run_notification_pass(trigger="cli", store=store, dag_status=no_status)
+    run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda: later)
     counts = delivery(store, smtp_server)
     summary.record(
         "store lost mid-pass, after SMTP accepted a message [sqlite]",
@@ -411,10 +408,7 @@ def test_postgres_lost_mid_pass_after_the_server_accepted_a_message(
     run_notification_pass(trigger="cli", store=store, dag_status=no_status)
     before_expiry = len(smtp_server.messages)
     later = datetime.now(timezone.utc) + timedelta(seconds=400)
-    from airflow_failnotify.store import store as store_module
-
-    monkeypatch.setattr(store_module, "utcnow", lambda: later)
-    run_notification_pass(trigger="cli", store=store, dag_status=no_status)
+    run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda: later)
     counts = delivery(store, smtp_server)
     summary.record(
         "store lost mid-pass, after SMTP accepted a message [postgres stopped]",

@@ -21,6 +21,7 @@ from airflow_failnotify.core.model import (
     Registration,
 )
 from airflow_failnotify.exceptions import StoreNotReadyError
+from airflow_failnotify.service.evaluation import evaluate
 from airflow_failnotify.store import EventRecord, Store
 from airflow_failnotify.store.engine import create_store_engine
 
@@ -141,8 +142,8 @@ def test_capture_is_idempotent_and_only_for_registered_dags(store: Store) -> Non
 def test_evaluation_writes_each_failure_once_even_when_run_twice(store: Store) -> None:
     store.save_registration(reg())
     store.record_events([task_failure(task_id="t1"), task_failure(task_id="t2")])
-    first = store.evaluate(one_draft_per_event, lambda dags: {}, now=T0)
-    second = store.evaluate(one_draft_per_event, lambda dags: {}, now=T0)
+    first = evaluate(store, one_draft_per_event, lambda dags: {}, now=T0)
+    second = evaluate(store, one_draft_per_event, lambda dags: {}, now=T0)
     assert (first.evaluated_events, len(first.outbox_ids)) == (2, 2)
     assert (second.evaluated_events, second.outbox_ids) == (0, [])
     assert store.outbox_counts()["pending"] == 2
@@ -154,7 +155,7 @@ def test_concurrent_evaluations_never_double(store: Store) -> None:
     results = []
 
     def run() -> None:
-        results.append(store.evaluate(one_draft_per_event, lambda dags: {}, now=T0))
+        results.append(evaluate(store, one_draft_per_event, lambda dags: {}, now=T0))
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for thread in threads:
@@ -184,7 +185,7 @@ def test_a_failure_appears_in_one_notification_of_a_kind(store: Store) -> None:
             ]
         )
 
-    outcome = store.evaluate(same_event_twice, lambda dags: {}, now=T0)
+    outcome = evaluate(store, same_event_twice, lambda dags: {}, now=T0)
     assert len(outcome.outbox_ids) == 1
 
 
@@ -201,7 +202,7 @@ def test_rule_state_is_persisted_with_extra_fields(store: Store) -> None:
     def keep(regs, states, events, status, now):  # type: ignore[no-untyped-def]
         return Result([], {("sync_a", Direction.FORWARD): state})
 
-    store.evaluate(keep, lambda dags: {}, now=T0)
+    evaluate(store, keep, lambda dags: {}, now=T0)
     seen: list[Mapping[object, DirectionState]] = []
 
     def look(regs, states, events, status, now):  # type: ignore[no-untyped-def]
@@ -209,7 +210,7 @@ def test_rule_state_is_persisted_with_extra_fields(store: Store) -> None:
         return Result([])
 
     store.record_events([task_failure(at=T0 + timedelta(minutes=5))])
-    store.evaluate(look, lambda dags: {}, now=T0)
+    evaluate(store, look, lambda dags: {}, now=T0)
     loaded = seen[0][("sync_a", Direction.FORWARD)]
     assert loaded.consecutive_failure_event_ids == (3, 4)
     assert loaded.notified_spell_start == T0 and loaded.was_paused
@@ -219,16 +220,14 @@ def test_rule_state_is_persisted_with_extra_fields(store: Store) -> None:
 def test_claim_lease_sent_failed_and_requeue(store: Store) -> None:
     store.save_registration(reg())
     store.record_events([task_failure(task_id="a"), task_failure(task_id="b")])
-    store.evaluate(one_draft_per_event, lambda dags: {}, now=T0)
+    evaluate(store, one_draft_per_event, lambda dags: {}, now=T0)
     claimed = store.claim("w1", limit=10, lease_seconds=60, now=T0)
     assert [c.state for c in claimed] == [OutboxState.SENDING] * 2
     assert claimed[0].draft.events[0].task_id == "a"
     assert store.claim("w2", limit=10, lease_seconds=60, now=T0) == []
     assert store.mark_sent(claimed[0].id, "w1")
     assert not store.mark_sent(claimed[0].id, "w1")  # never twice
-    state = store.mark_attempt_failed(
-        claimed[1].id, "550 refused", count_attempt=True, permanent=True, max_attempts=1
-    )
+    state = store.mark_attempt_failed(claimed[1].id, "550 refused", attempts=1, state=OutboxState.FAILED)
     assert state is OutboxState.FAILED
     assert store.requeue(claimed[1].id)
     assert not store.requeue(claimed[0].id)  # a sent one is never re-sent
@@ -242,7 +241,7 @@ def test_claim_lease_sent_failed_and_requeue(store: Store) -> None:
 def test_concurrent_claims_take_disjoint_sets(store: Store) -> None:
     store.save_registration(reg())
     store.record_events([task_failure(task_id=f"t{i}") for i in range(40)])
-    store.evaluate(one_draft_per_event, lambda dags: {}, now=T0)
+    evaluate(store, one_draft_per_event, lambda dags: {}, now=T0)
     taken: list[int] = []
     lock = threading.Lock()
 
@@ -262,7 +261,7 @@ def test_concurrent_claims_take_disjoint_sets(store: Store) -> None:
 def test_unregister_closes_unsent_and_logs_it(store: Store) -> None:
     store.save_registration(reg())
     store.record_events([task_failure()])
-    store.evaluate(one_draft_per_event, lambda dags: {}, now=T0)
+    evaluate(store, one_draft_per_event, lambda dags: {}, now=T0)
     assert store.unregister("sync_a")
     assert store.outbox_counts()["closed"] == 1
     errors, _ = store.list_errors(integration="sync_a")

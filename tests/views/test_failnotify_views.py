@@ -121,6 +121,7 @@ def _scenario() -> dict[str, Any]:  # pragma: no cover - runs in the child proce
     from airflow_failnotify.core.config import parse_registration
     from airflow_failnotify.core.model import EventKind, OutboxState
     from airflow_failnotify.devtools.smtp_server import DevSmtpServer
+    from airflow_failnotify.service.evaluation import evaluate
     from airflow_failnotify.store import EventRecord, get_store
 
     # What `airflow api-server` sets (airflow/api_fastapi/main.py): the Task SDK's BaseHook then reads
@@ -459,7 +460,7 @@ def _scenario() -> dict[str, Any]:  # pragma: no cover - runs in the child proce
     )
     store.log_error("config", "old configuration problem", integration="sync_d", now=now - timedelta(days=5))
     store.log_error("store", "store was away <i>briefly</i>", now=now - timedelta(minutes=5))
-    store.evaluate(rules.evaluate, lambda ids: {}, now=now)
+    evaluate(store, rules.evaluate, lambda ids: {}, now=now)
     counts = store.failure_counts_by_day(["sync_d"], days=14)
     obs["spark_counts"] = counts["sync_d"]
     listing = text(admin.get("/failnotify/"))

@@ -1,0 +1,68 @@
+"""Evaluation: run the rules over the new events and write what is due to the outbox.
+
+The DAGs' status is asked once, before the store's evaluation transaction starts, so no
+network call happens while its lock is held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from airflow_failnotify.core.emails import message_id_for
+from airflow_failnotify.core.model import NotificationDraft, Registration
+from airflow_failnotify.core.rules import RulesFn, drop_reported
+from airflow_failnotify.store.evaluation import EvaluationUnit
+from airflow_failnotify.store.store import Store
+
+DagStatusLookup = Callable[[Sequence[str]], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    evaluated_events: int
+    outbox_ids: list[int]
+    drafts: list[NotificationDraft]
+
+
+def evaluate(
+    store: Store,
+    rules_fn: RulesFn,
+    dag_status: DagStatusLookup,
+    *,
+    now: datetime,
+    batch_size: int = 5000,
+) -> EvaluationOutcome:
+    """One evaluation: at most ``batch_size`` new events; a crash halfway writes nothing."""
+    registrations = store.list_registrations()
+    dag_ids = [r.dag_id_for(d) for r in registrations for d in r.directions()]
+    status = dict(dag_status(dag_ids)) if dag_ids else {}
+    with store.evaluation(batch_size=batch_size) as unit:
+        result = rules_fn(unit.registrations, unit.states, unit.events, status, now)
+        by_name = {r.integration: r for r in unit.registrations}
+        written = [draft for draft in result.drafts if _write(unit, by_name, draft, now) is not None]
+        # The rules return the state of every registered direction and nothing else: what they
+        # leave out (an unregistered integration, a removed backward DAG) is forgotten.
+        registered = {(r.integration, d) for r in unit.registrations for d in r.directions()}
+        unit.finish({key: state for key, state in result.states.items() if key in registered}, now=now)
+    return EvaluationOutcome(evaluated_events=len(unit.events), outbox_ids=list(unit.written), drafts=written)
+
+
+def _write(
+    unit: EvaluationUnit, by_name: Mapping[str, Registration], draft: NotificationDraft, now: datetime
+) -> int | None:
+    registration = by_name.get(draft.integration)
+    if registration is None:
+        return None
+    kept = drop_reported(draft, unit.covered_event_ids(draft.kind, (e.id for e in draft.events)))
+    if kept is None:
+        return None
+    settings = registration.settings_for(kept.direction)
+    directions = registration.directions()
+    dag_id = (
+        registration.dag_id_for(kept.direction) if kept.direction in directions else registration.integration
+    )
+    # The Message-ID comes from the dedupe key, so a re-send of the same notification threads.
+    return unit.add_notification(kept, settings, dag_id, message_id=message_id_for(kept.dedupe_key), now=now)

@@ -1,0 +1,160 @@
+"""The evaluation's unit of work: read the rules' inputs and write their outputs in one transaction.
+
+The transaction first locks the evaluation row, so two evaluations never interleave
+(PostgreSQL: row lock; SQLite: BEGIN IMMEDIATE), and a crash halfway leaves the events
+unevaluated and the outbox untouched. What to write is decided by the rules and the service
+(:mod:`airflow_failnotify.service.evaluation`); this module only reads and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from airflow_failnotify.core.model import (
+    Direction,
+    DirectionSettings,
+    DirectionState,
+    FailureEvent,
+    NotificationDraft,
+    NotificationKind,
+    OutboxState,
+    Registration,
+)
+from airflow_failnotify.store import tables as t
+from airflow_failnotify.store.codecs import draft_to_payload, event_from_row, state_from_row, state_row
+from airflow_failnotify.store.registrations import read_registrations
+from airflow_failnotify.store.session import StoreBase, insert_ignore
+
+StateKey = tuple[str, Direction]
+
+
+@dataclass
+class EvaluationUnit:
+    """One locked evaluation transaction: the inputs, read under the lock, and the writes."""
+
+    conn: Connection
+    registrations: list[Registration]
+    states: dict[StateKey, DirectionState]
+    events: list[FailureEvent]
+    written: list[int] = field(default_factory=list)
+
+    def covered_event_ids(self, kind: NotificationKind, event_ids: Iterable[int]) -> set[int]:
+        """The events among ``event_ids`` that a notification of ``kind`` already reports."""
+        ids = list(event_ids)
+        if not ids:
+            return set()
+        return set(
+            self.conn.execute(
+                select(t.outbox_event.c.event_id).where(
+                    t.outbox_event.c.kind == kind.value, t.outbox_event.c.event_id.in_(ids)
+                )
+            ).scalars()
+        )
+
+    def add_notification(
+        self,
+        draft: NotificationDraft,
+        settings: DirectionSettings,
+        dag_id: str,
+        *,
+        message_id: str,
+        now: datetime,
+    ) -> int | None:
+        """Insert one pending notification unless its dedupe key exists; records the events it covers."""
+        exists = self.conn.execute(
+            select(t.outbox.c.id).where(t.outbox.c.dedupe_key == draft.dedupe_key)
+        ).scalar_one_or_none()
+        if exists is not None:
+            return None
+        outbox_id = self.conn.execute(
+            insert(t.outbox)
+            .values(
+                kind=draft.kind.value,
+                integration=draft.integration,
+                direction=draft.direction.value,
+                dedupe_key=draft.dedupe_key,
+                state=OutboxState.PENDING.value,
+                smtp_conn_id=settings.smtp_conn_id,
+                immediate=draft.kind.is_immediate,
+                payload=draft_to_payload(draft, settings, dag_id),
+                message_id=message_id,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(t.outbox.c.id)
+        ).scalar_one()
+        # An inactivity notification covers no event; the others record what they report.
+        insert_ignore(
+            self.conn,
+            t.outbox_event,
+            [{"kind": draft.kind.value, "event_id": e.id, "outbox_id": outbox_id} for e in draft.events],
+            ["kind", "event_id"],
+        )
+        self.written.append(int(outbox_id))
+        return int(outbox_id)
+
+    def finish(self, states: Mapping[StateKey, DirectionState], *, now: datetime) -> None:
+        """Mark the read events evaluated and replace the rule state with ``states``."""
+        if self.events:
+            self.conn.execute(
+                update(t.event).where(t.event.c.id.in_([e.id for e in self.events])).values(evaluated=True)
+            )
+        self.conn.execute(delete(t.direction_state))
+        rows = [state_row(state) for state in states.values()]
+        if rows:
+            self.conn.execute(insert(t.direction_state), rows)
+        self.conn.execute(
+            update(t.evaluation_lock)
+            .where(t.evaluation_lock.c.name == "evaluation")
+            .values(last_evaluated_at=now)
+        )
+
+
+class EvaluationStore(StoreBase):
+    @contextmanager
+    def evaluation(self, *, batch_size: int = 5000) -> Iterator[EvaluationUnit]:
+        """Lock the evaluation, read registrations, rule state and up to ``batch_size`` new events."""
+        with self._begin() as conn:
+            lock = select(t.evaluation_lock).where(t.evaluation_lock.c.name == "evaluation")
+            if self.is_postgres:
+                lock = lock.with_for_update()
+            conn.execute(lock).first()
+            events = [
+                event_from_row(row)
+                for row in conn.execute(
+                    select(t.event)
+                    .where(t.event.c.evaluated.is_(False))
+                    .order_by(t.event.c.id)
+                    .limit(batch_size)
+                )
+            ]
+            yield EvaluationUnit(conn, read_registrations(conn), _read_states(conn), events)
+
+
+def _read_states(conn: Connection) -> dict[StateKey, DirectionState]:
+    states: dict[StateKey, DirectionState] = {}
+    for row in conn.execute(select(t.direction_state)):
+        states[(row.integration, Direction(row.direction))] = state_from_row(row)
+    counted_ids: Collection[int] = {
+        i for state in states.values() for i in state.consecutive_failure_event_ids
+    }
+    if counted_ids:
+        counted = {
+            row.id: event_from_row(row)
+            for row in conn.execute(select(t.event).where(t.event.c.id.in_(sorted(counted_ids))))
+        }
+        for key, state in states.items():
+            failures = tuple(counted[i] for i in state.consecutive_failure_event_ids if i in counted)
+            states[key] = replace(state, counted_failures=failures)
+    for row in conn.execute(select(t.activity)):
+        key = (row.integration, Direction(row.direction))
+        base = states.get(key) or DirectionState(integration=key[0], direction=key[1])
+        states[key] = replace(base, last_activity_at=row.last_activity_at)
+    return states

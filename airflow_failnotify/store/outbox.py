@@ -1,0 +1,215 @@
+"""The outbox: durable notifications, claimed with a lease, marked sent, failed or closed.
+
+Persistence only: whether a failure fails a notification or keeps it pending is the retry
+policy's decision (:mod:`airflow_failnotify.core.retry`); this module records it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+
+from airflow_failnotify.core.model import Direction, NotificationKind, OutboxState
+from airflow_failnotify.store import tables as t
+from airflow_failnotify.store.codecs import payload_to_draft
+from airflow_failnotify.store.records import OutboxItem
+from airflow_failnotify.store.session import StoreBase, utcnow
+
+
+class OutboxStore(StoreBase):
+    def _item(self, row: Any) -> OutboxItem:
+        draft, settings, dag_id = payload_to_draft(row.payload)
+        return OutboxItem(
+            id=row.id,
+            kind=NotificationKind(row.kind),
+            integration=row.integration,
+            direction=Direction(row.direction),
+            dedupe_key=row.dedupe_key,
+            state=OutboxState(row.state),
+            smtp_conn_id=row.smtp_conn_id,
+            immediate=bool(row.immediate),
+            attempts=row.attempts,
+            message_id=row.message_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            draft=draft,
+            settings=settings,
+            dag_id=dag_id,
+            last_error=row.last_error,
+            sent_at=row.sent_at,
+            claim_token=row.claimed_by,
+        )
+
+    def claim(
+        self,
+        worker: str,
+        *,
+        limit: int,
+        lease_seconds: int,
+        now: datetime | None = None,
+        ids: Sequence[int] | None = None,
+        after_id: int = 0,
+    ) -> list[OutboxItem]:
+        """Claim up to ``limit`` due notifications, oldest first, for ``lease_seconds``.
+
+        Due = pending, or sending whose lease expired (its pass died). On PostgreSQL rows are
+        locked with SKIP LOCKED so concurrent passes take disjoint sets; on SQLite the
+        transaction's BEGIN IMMEDIATE serialises claimers.
+        """
+        now = now or utcnow()
+        # The token names this claim (not just the worker): a later claim of the same rows differs.
+        token = f"{worker}#{uuid.uuid4().hex[:12]}"
+        with self._begin() as conn:
+            query = (
+                select(t.outbox.c.id)
+                .where(
+                    or_(
+                        t.outbox.c.state == OutboxState.PENDING.value,
+                        and_(
+                            t.outbox.c.state == OutboxState.SENDING.value, t.outbox.c.lease_expires_at < now
+                        ),
+                    )
+                )
+                .order_by(t.outbox.c.id)
+                .limit(limit)
+            )
+            if ids is not None:
+                query = query.where(t.outbox.c.id.in_(list(ids)))
+            if after_id:
+                query = query.where(t.outbox.c.id > after_id)
+            if self.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            claimed = list(conn.execute(query).scalars())
+            if not claimed:
+                return []
+            conn.execute(
+                update(t.outbox)
+                .where(t.outbox.c.id.in_(claimed))
+                .values(
+                    state=OutboxState.SENDING.value,
+                    claimed_by=token,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    updated_at=now,
+                )
+            )
+            rows = conn.execute(
+                select(t.outbox).where(t.outbox.c.id.in_(claimed)).order_by(t.outbox.c.id)
+            ).all()
+        return [self._item(row) for row in rows]
+
+    def mark_sent(
+        self, outbox_id: int, worker: str, *, now: datetime | None = None, note: str | None = None
+    ) -> bool:
+        """Durable "sent" mark, one row, right after the server accepted the message."""
+        now = now or utcnow()
+        with self._begin() as conn:
+            changed = conn.execute(
+                update(t.outbox)
+                .where(t.outbox.c.id == outbox_id, t.outbox.c.state == OutboxState.SENDING.value)
+                .values(
+                    state=OutboxState.SENT.value,
+                    sent_at=now,
+                    updated_at=now,
+                    claimed_by=worker,
+                    attempts=t.outbox.c.attempts + 1,
+                    last_error=note,
+                    lease_expires_at=None,
+                )
+            ).rowcount
+        return bool(changed)
+
+    def mark_attempt_failed(
+        self,
+        outbox_id: int,
+        reason: str,
+        *,
+        attempts: int,
+        state: OutboxState,
+        now: datetime | None = None,
+    ) -> OutboxState:
+        """Record a failed attempt: ``state`` (pending or failed) and ``attempts`` as the policy decided."""
+        now = now or utcnow()
+        with self._begin() as conn:
+            found = conn.execute(select(t.outbox.c.id).where(t.outbox.c.id == outbox_id)).first()
+            if found is None:
+                return OutboxState.CLOSED
+            conn.execute(
+                update(t.outbox)
+                .where(t.outbox.c.id == outbox_id, t.outbox.c.state == OutboxState.SENDING.value)
+                .values(
+                    state=state.value,
+                    attempts=attempts,
+                    last_error=reason,
+                    updated_at=now,
+                    lease_expires_at=None,
+                    claimed_by=None,
+                )
+            )
+        return state
+
+    def release(
+        self, outbox_ids: Sequence[int], *, reason: str | None = None, now: datetime | None = None
+    ) -> None:
+        """Give claimed notifications back untried (their server failed earlier in this pass)."""
+        if not outbox_ids:
+            return
+        with self._begin() as conn:
+            values: dict[str, Any] = {
+                "state": OutboxState.PENDING.value,
+                "lease_expires_at": None,
+                "claimed_by": None,
+                "updated_at": now or utcnow(),
+            }
+            if reason is not None:
+                values["last_error"] = reason
+            conn.execute(
+                update(t.outbox)
+                .where(t.outbox.c.id.in_(list(outbox_ids)), t.outbox.c.state == OutboxState.SENDING.value)
+                .values(**values)
+            )
+
+    def requeue(self, outbox_id: int) -> bool:
+        """A person retries a failed notification (never a sent one)."""
+        with self._begin() as conn:
+            changed = conn.execute(
+                update(t.outbox)
+                .where(t.outbox.c.id == outbox_id, t.outbox.c.state == OutboxState.FAILED.value)
+                .values(state=OutboxState.PENDING.value, attempts=0, updated_at=utcnow())
+            ).rowcount
+        return bool(changed)
+
+    def get_outbox_item(self, outbox_id: int) -> OutboxItem | None:
+        with self._connect() as conn:
+            row = conn.execute(select(t.outbox).where(t.outbox.c.id == outbox_id)).first()
+        return None if row is None else self._item(row)
+
+    def list_outbox(
+        self,
+        *,
+        state: OutboxState | None = None,
+        integration: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[OutboxItem], int]:
+        conditions = []
+        if state is not None:
+            conditions.append(t.outbox.c.state == state.value)
+        if integration:
+            conditions.append(t.outbox.c.integration == integration)
+        with self._connect() as conn:
+            total = conn.execute(select(func.count()).select_from(t.outbox).where(*conditions)).scalar_one()
+            rows = conn.execute(
+                select(t.outbox).where(*conditions).order_by(t.outbox.c.id.desc()).limit(limit).offset(offset)
+            ).all()
+        return [self._item(row) for row in rows], int(total)
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self._connect() as conn:
+            rows = conn.execute(select(t.outbox.c.state, func.count()).group_by(t.outbox.c.state)).all()
+        counts = {state.value: 0 for state in OutboxState}
+        counts.update({row[0]: int(row[1]) for row in rows})
+        return counts
