@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from airflow_failnotify.core.config import ConfigValidationError, document_to_dict, parse_document
+from airflow_failnotify.core.config import ConfigValidationError, parse_document
+from airflow_failnotify.core.config_export import document_to_dict
 from airflow_failnotify.core.model import Registration
 from airflow_failnotify.store import get_store
 

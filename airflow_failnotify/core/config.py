@@ -407,53 +407,6 @@ def parse_document(document: Any) -> list[Registration]:
     return [reg for _, reg in parsed]
 
 
-# ---------------------------------------------------------------------------------------------
-# Serialisation (export, and the store's JSON columns)
-# ---------------------------------------------------------------------------------------------
-
-
-def direction_to_dict(settings: DirectionSettings) -> dict[str, Any]:
-    return {
-        "smtp_conn_id": settings.smtp_conn_id,
-        "recipients": list(settings.recipients),
-        "cc": list(settings.cc),
-        "subject_prefix": settings.subject_prefix,
-        "include_error_trace": settings.include_error_trace,
-        "global": {
-            "enabled": settings.global_.enabled,
-            "inactivity_minutes": settings.global_.inactivity_minutes,
-            "notify_immediately": settings.global_.notify_immediately,
-            "failure_count_threshold": settings.global_.failure_count_threshold,
-        },
-        "processing": {
-            "enabled": settings.processing.enabled,
-            "notify_before_max_retries": settings.processing.notify_before_max_retries,
-        },
-    }
-
-
-def registration_to_dict(registration: Registration) -> dict[str, Any]:
-    """The documented file shape; the backward section lists only what differs from forward."""
-    data: dict[str, Any] = {"integration": registration.integration}
-    if registration.backward_integration:
-        data["backward_integration"] = registration.backward_integration
-    data.update(direction_to_dict(registration.forward))
-    data["same_for_backward"] = registration.same_for_backward
-    if not registration.same_for_backward and registration.backward is not None:
-        forward = direction_to_dict(registration.forward)
-        backward = direction_to_dict(registration.backward)
-        diff = {key: value for key, value in backward.items() if forward.get(key) != value}
-        if diff:
-            data["backward"] = diff
-    return data
-
-
-def document_to_dict(registrations: Iterable[Registration]) -> dict[str, Any]:
-    return {
-        "notifications": [registration_to_dict(r) for r in sorted(registrations, key=lambda r: r.integration)]
-    }
-
-
 def bulk_registration(
     integration: str, *, smtp_conn_id: str, recipients: Any, cc: Any = None, subject_prefix: str = ""
 ) -> Registration:

@@ -177,12 +177,24 @@ class DirectionState:
     tracked_since: datetime | None = None
 
 
+class DagPresence(str, enum.Enum):
+    ACTIVE = "active"
+    MISSING = "missing"
+    BROKEN = "broken"
+
+
 @dataclass(frozen=True)
 class DagStatus:
-    """A DAG's status at evaluation time (Airflow's Task SDK). A missing DAG: the defaults."""
+    """A DAG's status at evaluation time (Airflow's Task SDK). A DAG not looked up: the defaults.
+
+    ``presence`` tells a DAG Airflow knows (active) from one it does not (missing: deleted or
+    never parsed) and one whose file fails to import (broken). The rules treat all three alike
+    today; the watchdog and the Broken DAG notification read it.
+    """
 
     is_paused: bool = False
     has_running_run: bool = False  # a run still in progress counts as activity
+    presence: DagPresence = DagPresence.ACTIVE
 
 
 # ---------------------------------------------------------------------------------------------

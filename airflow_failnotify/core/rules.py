@@ -248,6 +248,37 @@ def _evaluate_direction(
     return drafts, new_state
 
 
+def _counted_failures(
+    state: DirectionState, integration: str, direction: Direction
+) -> dict[int, FailureEvent]:
+    """The counted failed runs the store gave back, by event id (a missing one is logged)."""
+    counted_ids = set(state.consecutive_failure_event_ids)
+    known = {e.id: e for e in state.counted_failures if e.id in counted_ids}
+    if len(known) != len(counted_ids):
+        log.warning(
+            "%s (%s): the store gave %d of %d counted failure events; the threshold mail lists only those",
+            integration,
+            direction.value,
+            len(known),
+            len(counted_ids),
+        )
+    return known
+
+
+def _immediate_draft(
+    integration: str, direction: Direction, event: FailureEvent, now: datetime
+) -> NotificationDraft:
+    return NotificationDraft(
+        kind=NotificationKind.GLOBAL_IMMEDIATE,
+        integration=integration,
+        direction=direction,
+        dedupe_key=f"global_immediate:{integration}:{direction.value}:{event.run_id}",
+        created_at=now,
+        events=(event,),
+        run_id=event.run_id,
+    )
+
+
 def _evaluate_global(
     registration: Registration,
     direction: Direction,
@@ -264,15 +295,7 @@ def _evaluate_global(
     immediate = settings.notify_immediately
     threshold = min(max(settings.failure_count_threshold, THRESHOLD_MIN), THRESHOLD_MAX)
     counted_ids = list(state.consecutive_failure_event_ids)
-    known = {e.id: e for e in state.counted_failures if e.id in set(counted_ids)}
-    if len(known) != len(set(counted_ids)):
-        log.warning(
-            "%s (%s): the store gave %d of %d counted failure events; the threshold mail lists only those",
-            integration,
-            direction.value,
-            len(known),
-            len(set(counted_ids)),
-        )
+    known = _counted_failures(state, integration, direction)
     drafts: list[NotificationDraft] = []
 
     def crossing() -> None:
@@ -306,17 +329,7 @@ def _evaluate_global(
             continue
         if immediate and event.run_id not in immediate_runs:
             immediate_runs.add(event.run_id)
-            drafts.append(
-                NotificationDraft(
-                    kind=NotificationKind.GLOBAL_IMMEDIATE,
-                    integration=integration,
-                    direction=direction,
-                    dedupe_key=f"global_immediate:{integration}:{direction.value}:{event.run_id}",
-                    created_at=now,
-                    events=(event,),
-                    run_id=event.run_id,
-                )
-            )
+            drafts.append(_immediate_draft(integration, direction, event, now))
         if any(e.run_id == event.run_id for e in known.values()):
             continue  # this run is already counted
         counted_ids.append(event.id)

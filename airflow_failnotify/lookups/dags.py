@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from airflow_failnotify.core.model import DagStatus
+from airflow_failnotify.core.model import DagPresence, DagStatus
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ def dag_status_from_task_sdk(context: Mapping[str, Any]) -> DagStatusProvider:
                 paused = bool(ti.get_dag(dag_id).is_paused)
             except Exception as err:  # a registered DAG that does not exist (yet) or was deleted
                 log.info("failnotify: status of DAG %s unknown (%s); treated as active", dag_id, err)
+                out[dag_id] = DagStatus(presence=DagPresence.MISSING)
                 continue
             try:
                 running = ti.get_dr_count(dag_id=dag_id, states=["running"]) > 0
@@ -53,13 +54,14 @@ def dag_status_from_metadata_db(dag_ids: Sequence[str]) -> Mapping[str, DagStatu
         return {}
     try:
         with create_session() as session:
-            paused = dict(
-                session.execute(
-                    select(DagModel.dag_id, DagModel.is_paused).where(DagModel.dag_id.in_(dag_ids))
-                )
-                .tuples()
-                .all()
-            )
+            known = {
+                dag_id: (bool(is_paused), bool(broken))
+                for dag_id, is_paused, broken in session.execute(
+                    select(DagModel.dag_id, DagModel.is_paused, DagModel.has_import_errors).where(
+                        DagModel.dag_id.in_(dag_ids)
+                    )
+                ).tuples()
+            }
             running = dict(
                 session.execute(
                     select(DagRun.dag_id, func.count())
@@ -72,7 +74,11 @@ def dag_status_from_metadata_db(dag_ids: Sequence[str]) -> Mapping[str, DagStatu
     except Exception as err:
         log.warning("failnotify: cannot read DAG status from Airflow's database (%s); treated as active", err)
         return {}
-    return {
-        dag_id: DagStatus(is_paused=bool(is_paused), has_running_run=running.get(dag_id, 0) > 0)
-        for dag_id, is_paused in paused.items()
-    }
+    out = {dag_id: DagStatus(presence=DagPresence.MISSING) for dag_id in dag_ids}
+    for dag_id, (is_paused, broken) in known.items():
+        out[dag_id] = DagStatus(
+            is_paused=is_paused,
+            has_running_run=running.get(dag_id, 0) > 0,
+            presence=DagPresence.BROKEN if broken else DagPresence.ACTIVE,
+        )
+    return out

@@ -11,7 +11,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from airflow_failnotify.core.config import direction_to_dict, parse_address_list
+from airflow_failnotify.core.config import parse_address_list
+from airflow_failnotify.core.config_export import direction_to_dict
 from airflow_failnotify.core.model import (
     Direction,
     DirectionSettings,

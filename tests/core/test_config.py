@@ -10,11 +10,11 @@ import yaml
 from airflow_failnotify.core.config import (
     ConfigValidationError,
     bulk_registration,
-    document_to_dict,
     parse_document,
     parse_duration_minutes,
     parse_registration,
 )
+from airflow_failnotify.core.config_export import document_to_dict
 from airflow_failnotify.core.model import Direction
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "failnotify.yaml"
