@@ -93,11 +93,12 @@ def get_provider_info() -> dict[str, Any]:
                         "5",
                     ),
                     "lease_seconds": _option(
-                        "How long a pass holds the notifications it is sending; a pass that dies releases "
-                        "them when this expires.",
+                        "How long a pass holds the notifications it is sending before it renews the claim; "
+                        "the notifications of a pass that dies are free again when this expires. Keep it "
+                        "above twice the SMTP connections' timeout.",
                         "integer",
-                        "300",
-                        "300",
+                        "60",
+                        "60",
                     ),
                     "immediate_poll_seconds": _option(
                         "How often the triggerer checks the store for failures "

@@ -21,7 +21,7 @@ DEFAULTS: dict[str, str] = {
     "store_timeout": "5",
     "notification_schedule": "*/30 * * * *",
     "max_attempts": "5",
-    "lease_seconds": "300",
+    "lease_seconds": "60",
     "immediate_poll_seconds": "2",
     "base_url": "",
     "spool_dir": "",

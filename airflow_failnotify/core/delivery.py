@@ -1,116 +1,49 @@
 """The outbox's delivery logic: one pass over the due notifications, oldest first.
 
-Pure: it talks to the outbox and to a channel's transport through the small protocols below,
-and asks the retry policy (:mod:`airflow_failnotify.core.retry`) what a failure means. So it
-can be tested with the real store and the real SMTP server, and reasoned about alone.
+Pure: it talks to the outbox, a channel's transport and the sent journal through the protocols
+of :mod:`airflow_failnotify.core.outbox`, and asks the retry policy
+(:mod:`airflow_failnotify.core.retry`) what a failure means.
 
-- Notifications are claimed in pages (bounded memory) and grouped by connection, so each
-  server gets one connection per page. Each claimed row goes out in a :class:`Mail`; a mail
-  covers one or more rows claimed under one token (today one row per mail).
-- A server that fails at connection level is not tried again in this pass: one error row for
-  the server, the mail being sent counts an attempt, the rest go back untried.
+- Notifications are claimed in pages under one claim token and a lease; the lease is renewed
+  while the pass works, and a mail whose row is no longer held is never sent (fencing).
+- Each page is grouped by connection, so each server gets one session per page. The
+  connection and recipients are those configured now, not when the row was written.
+- A server that fails at connection level is not tried again in this pass: one error row per
+  server and waiting integration, the mail on the wire counts an attempt, the rest go back.
 - A message-level refusal counts an attempt; the policy says whether it fails the mail.
-- A recipient refused among accepted ones: sent, and the refusal logged.
-- Every failed send is logged with the server, the reason and the time. Nothing is
-  dropped silently; one bad notification does not hold back the others.
+- Once the server accepted a mail it is never sent again because the store was briefly
+  unavailable: the "sent" fact goes to the journal and reaches the store as soon as it can,
+  before this host claims anything again. A store error never aborts the rest of the page.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any
 
 from airflow_failnotify.core.model import OutboxState
+from airflow_failnotify.core.outbox import (
+    Clock,
+    Mail,
+    OpenTransport,
+    Outbox,
+    Refresh,
+    Refused,
+    Render,
+    SentFact,
+    SentJournal,
+    mails_of,
+)
 from airflow_failnotify.core.retry import RetryPolicy, SendFailure, SendStage
-from airflow_failnotify.exceptions import MailDeliveryError
+from airflow_failnotify.exceptions import MailDeliveryError, StoreNotReadyError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
-
-Refused = Mapping[str, tuple[int, bytes]]
-Clock = Callable[[], datetime]
-
-
-class DueNotification(Protocol):
-    id: int
-    smtp_conn_id: str
-    integration: str
-    attempts: int
-    claim_token: str | None
-
-
-class Outbox(Protocol):
-    def claim(
-        self,
-        worker: str,
-        *,
-        limit: int,
-        lease_seconds: int,
-        now: datetime | None = None,
-        after_id: int = 0,
-        ids: Sequence[int] | None = None,
-    ) -> Sequence[Any]: ...
-
-    def mark_sent(
-        self, outbox_id: int, worker: str, *, now: datetime | None = None, note: str | None = None
-    ) -> bool: ...
-
-    def mark_attempt_failed(
-        self, outbox_id: int, reason: str, *, attempts: int, state: OutboxState, now: datetime | None = None
-    ) -> OutboxState: ...
-
-    def release(
-        self, outbox_ids: Sequence[int], *, reason: str | None = None, now: datetime | None = None
-    ) -> None: ...
-
-    def log_error(
-        self,
-        category: str,
-        reason: str,
-        *,
-        server: str | None = None,
-        integration: str | None = None,
-        outbox_id: int | None = None,
-        pass_id: int | None = None,
-        now: datetime | None = None,
-    ) -> None: ...
-
-
-@dataclass(frozen=True)
-class Mail:
-    """One message to send: the outbox rows it covers, claimed under one token."""
-
-    rows: tuple[Any, ...]
-    claim_token: str | None
-
-    @property
-    def first(self) -> Any:
-        return self.rows[0]
-
-    @property
-    def conn_id(self) -> str:
-        return str(self.first.smtp_conn_id)
-
-    @property
-    def integration(self) -> str:
-        return str(self.first.integration)
-
-
-class Transport(Protocol):
-    """A channel's connection to its server (email: one SMTP session)."""
-
-    def send(self, notification: Any) -> Refused: ...
-
-
-# open_transport(conn_id) -> a context manager yielding a connected Transport.
-OpenTransport = Callable[[str], AbstractContextManager[Transport]]
-# render(mail) -> the channel-neutral notification to send.
-Render = Callable[[Mail], Any]
+STORE_ERRORS = (StoreUnavailableError, StoreNotReadyError)
 
 
 @dataclass
@@ -118,8 +51,10 @@ class DeliveryReport:
     sent: int = 0
     pending: int = 0  # tried or skipped in this pass, still pending
     failed: int = 0  # became failed (permanent) in this pass
+    unconfirmed: int = 0  # sent, but the store took the "sent" fact only later (journal)
     errors: list[dict[str, Any]] = field(default_factory=list)
     sent_ids: list[int] = field(default_factory=list)
+    store_errors: list[str] = field(default_factory=list)
 
     def error(self, reason: str, *, server: str | None, outbox_id: int | None = None) -> None:
         self.errors.append({"server": server, "reason": reason, "outbox_id": outbox_id})
@@ -135,9 +70,13 @@ def failure_of(err: MailDeliveryError) -> SendFailure:
     )
 
 
-def mails_of(items: Sequence[Any]) -> list[Mail]:
-    """The mails that carry claimed rows (one row each; coalescing is a later policy)."""
-    return [Mail(rows=(item,), claim_token=item.claim_token) for item in items]
+@dataclass
+class _Page:
+    """One claim: its token, its lease's end as this pass knows it, and the rows still held."""
+
+    token: str
+    until: datetime
+    held: set[int]
 
 
 @dataclass
@@ -148,11 +87,29 @@ class _Pass:
     open_transport: OpenTransport
     render: Render
     policy: RetryPolicy
+    journal: SentJournal
+    refresh: Refresh
     worker: str
     clock: Clock
     pass_id: int | None
     report: DeliveryReport = field(default_factory=DeliveryReport)
     paused_servers: dict[str, str] = field(default_factory=dict)
+    blamed: set[tuple[str, str]] = field(default_factory=set)  # (server, integration) rows logged
+    store_down: bool = False
+
+    def store_failed(self, doing: str, err: Exception) -> None:
+        self.store_down = True
+        reason = f"the store failed while delivery {doing}: {err}"
+        log.warning("failnotify: %s", reason)
+        self.report.store_errors.append(reason)
+
+    def log_error(self, reason: str, **where: Any) -> None:
+        if self.store_down:
+            return  # kept in report.store_errors' outage; the row is written by a later pass
+        try:
+            self.outbox.log_error("send", reason, pass_id=self.pass_id, now=self.clock(), **where)
+        except STORE_ERRORS as err:
+            self.store_failed("logged an error", err)
 
 
 def deliver(
@@ -161,62 +118,115 @@ def deliver(
     render: Render,
     *,
     policy: RetryPolicy,
+    journal: SentJournal,
     worker: str,
     clock: Clock,
+    refresh: Refresh = lambda rows: rows,
     pass_id: int | None = None,
     only_ids: Sequence[int] | None = None,
 ) -> DeliveryReport:
     """Send every due notification (or only ``only_ids``) once; see the module docstring."""
-    run = _Pass(outbox, open_transport, render, policy, worker, clock, pass_id)
-    for page in _pages(run, only_ids):
+    run = _Pass(outbox, open_transport, render, policy, journal, refresh, worker, clock, pass_id)
+    if not _flush(run):
+        return run.report  # facts of an earlier pass are not in the store yet: claim nothing
+    for page, rows in _pages(run, only_ids):
         groups: dict[str, list[Mail]] = {}
-        for mail in mails_of(page):
+        for mail in mails_of(rows):
             groups.setdefault(mail.conn_id, []).append(mail)
         for conn_id, mails in groups.items():
             if conn_id in run.paused_servers:
-                _release(run, mails, run.paused_servers[conn_id])
+                _blame(run, conn_id, run.paused_servers[conn_id], mails)
+                _release(run, page, mails, run.paused_servers[conn_id])
                 continue
-            _deliver_group(run, conn_id, mails)
+            _deliver_group(run, page, conn_id, mails)
+        _flush(run)
+        if run.store_down:
+            break
     return run.report
 
 
-def _pages(run: _Pass, ids: Sequence[int] | None) -> Iterator[Sequence[Any]]:
+def _flush(run: _Pass) -> bool:
+    try:
+        run.journal.flush(run.outbox)
+    except STORE_ERRORS as err:
+        run.store_failed("recorded sent mails", err)
+        return False
+    run.store_down = False
+    return True
+
+
+def _pages(run: _Pass, ids: Sequence[int] | None) -> Iterator[tuple[_Page, Sequence[Any]]]:
     after_id = 0
     while True:
-        page = run.outbox.claim(
-            run.worker,
-            limit=PAGE_SIZE,
-            lease_seconds=run.policy.lease_seconds,
-            now=run.clock(),
-            after_id=after_id,
-            ids=ids,
-        )
-        if not page:
+        now = run.clock()
+        try:
+            rows = run.outbox.claim(
+                run.worker,
+                limit=PAGE_SIZE,
+                lease_seconds=run.policy.lease_seconds,
+                now=now,
+                after_id=after_id,
+                ids=ids,
+            )
+        except STORE_ERRORS as err:
+            run.store_failed("claimed notifications", err)
             return
-        after_id = max(item.id for item in page)
-        yield page
+        if not rows:
+            return
+        after_id = max(row.id for row in rows)
+        page = _Page(
+            str(rows[0].claim_token), now + timedelta(seconds=run.policy.lease_seconds), {r.id for r in rows}
+        )
+        yield page, run.refresh(rows)
 
 
-def _release(run: _Pass, mails: Sequence[Mail], reason: str) -> None:
-    ids = [row.id for mail in mails for row in mail.rows]
-    run.outbox.release(ids, reason=reason, now=run.clock())
+def _holds(run: _Pass, page: _Page, mail: Mail) -> bool:
+    """Whether this pass still holds the mail's rows, renewing the page's lease past its half."""
+    now = run.clock()
+    half = timedelta(seconds=run.policy.lease_seconds / 2)
+    if now >= page.until - half and not run.store_down:
+        try:
+            page.held = run.outbox.renew(
+                sorted(page.held), page.token, lease_seconds=run.policy.lease_seconds, now=now
+            )
+            page.until = now + timedelta(seconds=run.policy.lease_seconds)
+        except STORE_ERRORS as err:
+            run.store_failed("renewed its claim", err)
+    if now >= page.until:
+        return False  # the lease may have passed to another pass: sending could duplicate
+    return all(i in page.held for i in mail.ids)
+
+
+def _release(run: _Pass, page: _Page, mails: Sequence[Mail], reason: str) -> None:
+    ids = [i for mail in mails for i in mail.ids]
+    page.held.difference_update(ids)
     run.report.pending += len(ids)
+    if run.store_down:
+        return  # they stay claimed until the lease ends, then the next pass takes them
+    try:
+        run.outbox.release(ids, page.token, reason=reason, now=run.clock())
+    except STORE_ERRORS as err:
+        run.store_failed("gave mails back", err)
 
 
-def _deliver_group(run: _Pass, conn_id: str, mails: list[Mail]) -> None:
+def _deliver_group(run: _Pass, page: _Page, conn_id: str, mails: list[Mail]) -> None:
     remaining = list(mails)
     in_flight: Mail | None = None
     try:
         with run.open_transport(conn_id) as transport:
             while remaining:
                 mail = remaining.pop(0)
+                if not _holds(run, page, mail):
+                    log.warning(
+                        "failnotify: notification %s is no longer held by this pass; not sent", mail.ids
+                    )
+                    continue
                 try:
                     notification = run.render(mail)
                 except Exception as err:  # a rendering bug must not hold back the others
-                    log.exception("failnotify: notification %s could not be rendered", mail.first.id)
+                    log.exception("failnotify: notification %s could not be rendered", mail.ids)
                     reason = f"could not build the email: {type(err).__name__}: {err}"
-                    failure = SendFailure(reason, temporary=False, server_level=False, stage=SendStage.RENDER)
-                    _failed_once(run, mail, failure)
+                    _failed_once(run, page, mail, SendFailure(reason, False, False, SendStage.RENDER))
                     continue
                 in_flight = mail
                 try:
@@ -225,84 +235,109 @@ def _deliver_group(run: _Pass, conn_id: str, mails: list[Mail]) -> None:
                     if run.policy.treatment(failure_of(err)).server_level:
                         raise
                     in_flight = None
-                    _failed_once(run, mail, failure_of(err))
+                    _failed_once(run, page, mail, failure_of(err))
                     continue
                 in_flight = None
-                _sent(run, mail, refused)
+                _sent(run, page, mail, refused)
     except MailDeliveryError as err:
-        _server_failed(run, conn_id, mails, remaining, in_flight, failure_of(err))
+        _server_failed(run, page, conn_id, remaining, in_flight, failure_of(err))
 
 
-def _sent(run: _Pass, mail: Mail, refused: Refused) -> None:
+def _sent(run: _Pass, page: _Page, mail: Mail, refused: Refused) -> None:
     note = None
     if refused:
         note = "refused recipients: " + ", ".join(
-            f"{addr} ({code})" for addr, (code, _reply) in refused.items()
+            f"{addr} ({code} {reply.decode(errors='replace').strip()})"
+            for addr, (code, reply) in refused.items()
         )
-        run.outbox.log_error(
-            "send",
+        run.log_error(
             f"sent, but the server {note}",
             server=mail.conn_id,
             integration=mail.integration,
             outbox_id=mail.first.id,
-            pass_id=run.pass_id,
-            now=run.clock(),
         )
         run.report.error(note, server=mail.conn_id, outbox_id=mail.first.id)
-    for row in mail.rows:
-        if run.outbox.mark_sent(row.id, run.worker, note=note, now=run.clock()):
-            run.report.sent += 1
-            run.report.sent_ids.append(row.id)
+    page.held.difference_update(mail.ids)
+    run.report.sent += len(mail.rows)
+    run.report.sent_ids.extend(mail.ids)
+    now = run.clock()
+    for outbox_id in mail.ids:
+        fact = SentFact(outbox_id, page.token, now, note)
+        if run.store_down:
+            run.journal.keep(fact)
+            run.report.unconfirmed += 1
+            continue
+        try:
+            if not run.outbox.mark_sent(outbox_id, page.token, now=now, note=note):
+                log.warning(
+                    "failnotify: notification %s was sent, but another pass had claimed it", outbox_id
+                )
+        except STORE_ERRORS as err:
+            run.store_failed("marked a mail sent", err)
+            run.journal.keep(fact)
+            run.report.unconfirmed += 1
+
+
+def _blame(run: _Pass, conn_id: str, reason: str, mails: Sequence[Mail]) -> None:
+    """One error row per (server, waiting integration) per pass, with the count of its mails."""
+    waiting: dict[str, int] = {}
+    for mail in mails:
+        waiting[mail.integration] = waiting.get(mail.integration, 0) + len(mail.rows)
+    for integration, count in sorted(waiting.items()):
+        if (conn_id, integration) in run.blamed:
+            continue
+        run.blamed.add((conn_id, integration))
+        run.log_error(
+            f"{reason} ({count} notification(s) of {integration} waiting)",
+            server=conn_id,
+            integration=integration,
+        )
 
 
 def _server_failed(
     run: _Pass,
+    page: _Page,
     conn_id: str,
-    mails: Sequence[Mail],
     remaining: list[Mail],
     in_flight: Mail | None,
     failure: SendFailure,
 ) -> None:
-    """The server as a whole is unusable: one error row for it in this pass. The attempt is
-    charged to the mail on the wire (or, when connecting failed, to the first one waiting);
-    the others go back untried."""
+    """The server as a whole is unusable: the attempt is charged to the mail on the wire (or, when
+    connecting failed, to the first one waiting); the others go back untried."""
     run.paused_servers[conn_id] = failure.reason
-    blamed = in_flight or mails[0]
-    run.outbox.log_error(
-        "send",
-        failure.reason,
-        server=conn_id,
-        pass_id=run.pass_id,
-        integration=blamed.integration,
-        now=run.clock(),
-    )
-    run.report.error(failure.reason, server=conn_id)
     charged = in_flight if in_flight is not None else (remaining.pop(0) if remaining else None)
+    _blame(run, conn_id, failure.reason, ([charged] if charged else []) + remaining)
+    run.report.error(failure.reason, server=conn_id)
     if charged is not None:
-        states = [_record_failure(run, row, failure) for row in charged.rows]
-        run.report.pending += sum(state is OutboxState.PENDING for state in states)
-    _release(run, remaining, failure.reason)
+        states = [_record_failure(run, page, row, failure) for row in charged.rows]
+        run.report.pending += sum(state is not OutboxState.FAILED for state in states)
+    _release(run, page, remaining, failure.reason)
 
 
-def _record_failure(run: _Pass, row: Any, failure: SendFailure) -> OutboxState:
+def _record_failure(run: _Pass, page: _Page, row: Any, failure: SendFailure) -> OutboxState:
     verdict = run.policy.after_failure(row.attempts, failure)
-    return run.outbox.mark_attempt_failed(
-        row.id, failure.reason, attempts=verdict.attempts, state=verdict.state, now=run.clock()
-    )
-
-
-def _failed_once(run: _Pass, mail: Mail, failure: SendFailure) -> None:
-    for row in mail.rows:
-        state = _record_failure(run, row, failure)
-        run.outbox.log_error(
-            "send",
+    page.held.discard(row.id)
+    if run.store_down:
+        return OutboxState.PENDING  # still claimed; tried again once its lease ends
+    try:
+        recorded = run.outbox.mark_attempt_failed(
+            row.id,
             failure.reason,
-            server=mail.conn_id,
-            integration=row.integration,
-            outbox_id=row.id,
-            pass_id=run.pass_id,
+            claim_token=page.token,
+            attempts=verdict.attempts,
+            state=verdict.state,
             now=run.clock(),
         )
+    except STORE_ERRORS as err:
+        run.store_failed("recorded a failed attempt", err)
+        return OutboxState.PENDING
+    return recorded or OutboxState.PENDING
+
+
+def _failed_once(run: _Pass, page: _Page, mail: Mail, failure: SendFailure) -> None:
+    for row in mail.rows:
+        state = _record_failure(run, page, row, failure)
+        run.log_error(failure.reason, server=mail.conn_id, integration=row.integration, outbox_id=row.id)
         run.report.error(failure.reason, server=mail.conn_id, outbox_id=row.id)
         if state is OutboxState.FAILED:
             run.report.failed += 1

@@ -10,18 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from email.message import Message
 from typing import Any
 
 from airflow_failnotify import settings as failnotify_settings
 from airflow_failnotify.core import delivery, rules
-from airflow_failnotify.core.delivery import Clock, Mail
 from airflow_failnotify.core.emails import RenderedEmail, render_notification, to_mime_message
+from airflow_failnotify.core.outbox import Clock, Mail, OpenTransport, SentJournal, Transport
 from airflow_failnotify.core.retry import RetryPolicy
 from airflow_failnotify.exceptions import StoreNotReadyError, StoreUnavailableError
 from airflow_failnotify.lookups.dags import DagStatusProvider, dag_status_from_metadata_db
 from airflow_failnotify.service.evaluation import evaluate as evaluate_rules
+from airflow_failnotify.service.sent_journal import FileJournal
 from airflow_failnotify.service.store_errors import remember_store_error, report_remembered_store_errors
 from airflow_failnotify.store import OutboxItem, Store, get_store, utcnow, worker_name
 
@@ -39,6 +40,7 @@ class PassSummary:
     sent: int = 0
     pending: int = 0
     failed: int = 0
+    unconfirmed: int = 0  # sent; the store took the "sent" mark later, from the journal
     errors: list[dict[str, Any]] = field(default_factory=list)
     outbox: dict[str, int] = field(default_factory=dict)
 
@@ -58,7 +60,7 @@ class _SmtpTransport:
 
 
 @contextmanager
-def open_smtp(conn_id: str) -> Iterator[delivery.Transport]:
+def open_smtp(conn_id: str) -> Iterator[Transport]:
     from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
 
     hook = FailnotifySmtpHook(conn_id)
@@ -89,10 +91,11 @@ def run_notification_pass(
     trigger: str,
     dag_status: DagStatusProvider = dag_status_from_metadata_db,
     store: Store | None = None,
-    open_transport: delivery.OpenTransport = open_smtp,
+    open_transport: OpenTransport = open_smtp,
     only_ids: Sequence[int] | None = None,
     evaluate: bool = True,
     clock: Clock = utcnow,
+    journal: SentJournal | None = None,
 ) -> PassSummary:
     """Evaluate the rules, then deliver every due notification; raises only when the store is unusable."""
     store = store or get_store()
@@ -105,6 +108,7 @@ def run_notification_pass(
             only_ids=only_ids,
             evaluate=evaluate,
             clock=clock,
+            journal=journal or FileJournal(),
         )
     except (StoreUnavailableError, StoreNotReadyError) as err:
         # The store cannot take the error row now; the next pass that reaches it logs it.
@@ -117,10 +121,11 @@ def _run_pass(
     *,
     trigger: str,
     dag_status: DagStatusProvider,
-    open_transport: delivery.OpenTransport,
+    open_transport: OpenTransport,
     only_ids: Sequence[int] | None,
     evaluate: bool,
     clock: Clock,
+    journal: SentJournal,
 ) -> PassSummary:
     store.check_ready()
     report_remembered_store_errors(store)
@@ -141,15 +146,18 @@ def _run_pass(
         open_transport,
         _Renderer(config.base_url),
         policy=config.retry_policy,
+        journal=journal,
         worker=worker_name(),
         clock=clock,
+        refresh=CurrentConfiguration(store),
         pass_id=pass_id,
         only_ids=only_ids,
     )
     summary.sent, summary.pending, summary.failed = report.sent, report.pending, report.failed
-    summary.errors = report.errors
-    summary.outbox = store.outbox_counts()
-    store.finish_pass(pass_id, summary.to_dict(), now=clock())
+    summary.unconfirmed, summary.errors = report.unconfirmed, report.errors
+    for reason in report.store_errors:
+        remember_store_error(f"notification pass {pass_id} ({trigger}): {reason}", now=clock())
+    _finish(store, summary, clock)
     log.info(
         "failnotify pass %s (%s): %s new event(s), %s due, %s sent, %s pending, %s failed",
         pass_id,
@@ -161,6 +169,35 @@ def _run_pass(
         summary.failed,
     )
     return summary
+
+
+def _finish(store: Store, summary: PassSummary, clock: Clock) -> None:
+    """Record the pass; a store that fails now does not undo what was sent (the outage is kept)."""
+    try:
+        summary.outbox = store.outbox_counts()
+        store.finish_pass(summary.pass_id, summary.to_dict(), now=clock())
+    except (StoreUnavailableError, StoreNotReadyError) as err:
+        remember_store_error(f"notification pass {summary.pass_id} could not be recorded: {err}", now=clock())
+
+
+class CurrentConfiguration:
+    """Rows as configured now: a queued mail goes through the integration's current server and
+    to its current recipients, not those of the moment it was written."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __call__(self, rows: Sequence[OutboxItem]) -> Sequence[OutboxItem]:
+        registrations = {r.integration: r for r in self._store.list_registrations()}
+        current = []
+        for row in rows:
+            registration = registrations.get(row.integration)
+            if registration is None:
+                current.append(row)  # unregistered meanwhile: closed by the unregister, kept as written
+                continue
+            settings = registration.settings_for(row.direction)
+            current.append(replace(row, smtp_conn_id=settings.smtp_conn_id, settings=settings))
+        return current
 
 
 __all__ = ["PassSummary", "RetryPolicy", "open_smtp", "render_message", "run_notification_pass"]

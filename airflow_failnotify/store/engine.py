@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool, QueuePool
 
 from airflow_failnotify.exceptions import ConfigurationError, StoreNotReadyError
@@ -24,6 +25,8 @@ from airflow_failnotify.store.tables import VERSION_TABLE
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Engines being migrated: the one moment a SQLite store file may come to exist.
+_CREATING: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 # Every engine made here, so that a forked child (Airflow forks task runners and executor workers)
 # drops the pooled connections it inherited instead of sharing them with its parent.
@@ -76,6 +79,9 @@ def create_store_engine(url: str, *, timeout: float = 5.0) -> Engine:
         def _sqlite_begin_immediate(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+        if not in_memory:
+            _guard_file_identity(engine, Path(database).resolve())
+
         _ENGINES.add(engine)
         return engine
     if backend == "postgresql":
@@ -94,6 +100,47 @@ def create_store_engine(url: str, *, timeout: float = 5.0) -> Engine:
         engine = create_engine(url, pool_pre_ping=True)
     _ENGINES.add(engine)
     return engine
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _guard_file_identity(engine: Engine, path: Path) -> None:
+    """Never write to a SQLite file that is not (or no longer) the one at the configured path.
+
+    A pooled connection keeps the inode it opened: after the file is deleted or replaced it would
+    write into a file nobody reads any more (and the spool would replay into it). So each checkout
+    compares the connection's file with the path's: a replaced file gets fresh connections; a
+    missing one is refused (sqlite would silently create an empty store) until it is back or
+    ``failnotify db migrate`` creates it.
+    """
+
+    @event.listens_for(engine, "do_connect")
+    def _refuse_missing_file(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
+        if engine not in _CREATING and _file_identity(path) is None:
+            raise StoreNotReadyError(f"the store file {path} does not exist")
+
+    @event.listens_for(engine, "connect")
+    def _remember_file(_dbapi_conn: Any, record: Any) -> None:
+        record.info["file_identity"] = _file_identity(path)
+
+    @event.listens_for(engine, "checkout")
+    def _same_file(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        current = _file_identity(path)
+        if current is None and engine not in _CREATING:
+            record.invalidate()
+            raise StoreNotReadyError(
+                f"the store file {path} was deleted while this process used it; restore it or run "
+                "`failnotify db migrate` (events wait in the spool until then)"
+            )
+        if record.info.get("file_identity") != current:
+            log.warning("failnotify: the store file %s was replaced; reconnecting to the new file", path)
+            raise DisconnectionError(f"the store file {path} was replaced")
 
 
 def _alembic_config(connection: Connection) -> Any:
@@ -127,10 +174,14 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
     """Create or upgrade the schema to the code's head; idempotent. Returns (before, after)."""
     from alembic import command
 
-    before = current_revision(engine)
-    with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "head")
-    after = current_revision(engine)
+    _CREATING.add(engine)
+    try:
+        before = current_revision(engine)
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+        after = current_revision(engine)
+    finally:
+        _CREATING.discard(engine)
     log.info("failnotify store migrated from %s to %s", before or "nothing", after)
     return before, after or ""
 

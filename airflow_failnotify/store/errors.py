@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,19 @@ class ErrorStore(StoreBase):
                     outbox_id=outbox_id,
                     pass_id=pass_id,
                 )
+            )
+
+    def log_errors(self, category: str, entries: Sequence[tuple[datetime, str]]) -> None:
+        """Several error rows of one category, (when, reason) each, in one transaction."""
+        if not entries:
+            return
+        with self._begin() as conn:
+            conn.execute(
+                insert(t.error_log),
+                [
+                    {"occurred_at": at, "category": category, "reason": db_text(reason[:10000])}
+                    for at, reason in entries
+                ],
             )
 
     def list_errors(

@@ -101,20 +101,46 @@ class OutboxStore(StoreBase):
             ).all()
         return [self._item(row) for row in rows]
 
+    def _held(self, ids: Sequence[int], claim_token: str) -> Any:
+        """Rows of ``ids`` still claimed under ``claim_token`` (fencing: a pass marks only what it holds)."""
+        return and_(
+            t.outbox.c.id.in_(list(ids)),
+            t.outbox.c.state == OutboxState.SENDING.value,
+            t.outbox.c.claimed_by == claim_token,
+        )
+
+    def renew(
+        self, outbox_ids: Sequence[int], claim_token: str, *, lease_seconds: int, now: datetime | None = None
+    ) -> set[int]:
+        """Extend the lease of the rows still held under ``claim_token``; returns their ids."""
+        if not outbox_ids:
+            return set()
+        now = now or utcnow()
+        with self._begin() as conn:
+            held = set(
+                conn.execute(select(t.outbox.c.id).where(self._held(outbox_ids, claim_token))).scalars()
+            )
+            if held:
+                conn.execute(
+                    update(t.outbox)
+                    .where(self._held(sorted(held), claim_token))
+                    .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+                )
+        return held
+
     def mark_sent(
-        self, outbox_id: int, worker: str, *, now: datetime | None = None, note: str | None = None
+        self, outbox_id: int, claim_token: str, *, now: datetime | None = None, note: str | None = None
     ) -> bool:
-        """Durable "sent" mark, one row, right after the server accepted the message."""
+        """Durable "sent" mark, one row, right after the server accepted the message; only by its holder."""
         now = now or utcnow()
         with self._begin() as conn:
             changed = conn.execute(
                 update(t.outbox)
-                .where(t.outbox.c.id == outbox_id, t.outbox.c.state == OutboxState.SENDING.value)
+                .where(self._held([outbox_id], claim_token))
                 .values(
                     state=OutboxState.SENT.value,
                     sent_at=now,
                     updated_at=now,
-                    claimed_by=worker,
                     attempts=t.outbox.c.attempts + 1,
                     last_error=note,
                     lease_expires_at=None,
@@ -127,19 +153,20 @@ class OutboxStore(StoreBase):
         outbox_id: int,
         reason: str,
         *,
+        claim_token: str,
         attempts: int,
         state: OutboxState,
         now: datetime | None = None,
-    ) -> OutboxState:
-        """Record a failed attempt: ``state`` (pending or failed) and ``attempts`` as the policy decided."""
+    ) -> OutboxState | None:
+        """Record a failed attempt as the policy decided: ``state`` (pending or failed) and ``attempts``.
+
+        None when the row is not held under ``claim_token`` any more (nothing is written).
+        """
         now = now or utcnow()
         with self._begin() as conn:
-            found = conn.execute(select(t.outbox.c.id).where(t.outbox.c.id == outbox_id)).first()
-            if found is None:
-                return OutboxState.CLOSED
-            conn.execute(
+            changed = conn.execute(
                 update(t.outbox)
-                .where(t.outbox.c.id == outbox_id, t.outbox.c.state == OutboxState.SENDING.value)
+                .where(self._held([outbox_id], claim_token))
                 .values(
                     state=state.value,
                     attempts=attempts,
@@ -148,29 +175,30 @@ class OutboxStore(StoreBase):
                     lease_expires_at=None,
                     claimed_by=None,
                 )
-            )
-        return state
+            ).rowcount
+        return state if changed else None
 
     def release(
-        self, outbox_ids: Sequence[int], *, reason: str | None = None, now: datetime | None = None
+        self,
+        outbox_ids: Sequence[int],
+        claim_token: str,
+        *,
+        reason: str | None = None,
+        now: datetime | None = None,
     ) -> None:
-        """Give claimed notifications back untried (their server failed earlier in this pass)."""
+        """Give claimed notifications back untried (e.g. their server failed earlier in this pass)."""
         if not outbox_ids:
             return
+        values: dict[str, Any] = {
+            "state": OutboxState.PENDING.value,
+            "lease_expires_at": None,
+            "claimed_by": None,
+            "updated_at": now or utcnow(),
+        }
+        if reason is not None:
+            values["last_error"] = reason
         with self._begin() as conn:
-            values: dict[str, Any] = {
-                "state": OutboxState.PENDING.value,
-                "lease_expires_at": None,
-                "claimed_by": None,
-                "updated_at": now or utcnow(),
-            }
-            if reason is not None:
-                values["last_error"] = reason
-            conn.execute(
-                update(t.outbox)
-                .where(t.outbox.c.id.in_(list(outbox_ids)), t.outbox.c.state == OutboxState.SENDING.value)
-                .values(**values)
-            )
+            conn.execute(update(t.outbox).where(self._held(outbox_ids, claim_token)).values(**values))
 
     def requeue(self, outbox_id: int) -> bool:
         """A person retries a failed notification (never a sent one)."""

@@ -225,9 +225,11 @@ def test_claim_lease_sent_failed_and_requeue(store: Store) -> None:
     assert [c.state for c in claimed] == [OutboxState.SENDING] * 2
     assert claimed[0].draft.events[0].task_id == "a"
     assert store.claim("w2", limit=10, lease_seconds=60, now=T0) == []
-    assert store.mark_sent(claimed[0].id, "w1")
-    assert not store.mark_sent(claimed[0].id, "w1")  # never twice
-    state = store.mark_attempt_failed(claimed[1].id, "550 refused", attempts=1, state=OutboxState.FAILED)
+    assert store.mark_sent(claimed[0].id, claimed[0].claim_token)
+    assert not store.mark_sent(claimed[0].id, claimed[0].claim_token)  # never twice
+    state = store.mark_attempt_failed(
+        claimed[1].id, "550 refused", claim_token=claimed[1].claim_token, attempts=1, state=OutboxState.FAILED
+    )
     assert state is OutboxState.FAILED
     assert store.requeue(claimed[1].id)
     assert not store.requeue(claimed[0].id)  # a sent one is never re-sent

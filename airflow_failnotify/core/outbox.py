@@ -1,0 +1,154 @@
+"""What delivery works with: the outbox, the mails it sends, a channel's transport, the sent journal.
+
+Pure protocols and small types, so :mod:`airflow_failnotify.core.delivery` can be tested with the
+real store and the real SMTP server, and reasoned about alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from airflow_failnotify.core.model import OutboxState
+
+Refused = Mapping[str, tuple[int, bytes]]
+Clock = Callable[[], datetime]
+
+
+class Outbox(Protocol):
+    """The store's outbox as delivery sees it. Every write is fenced by the claim token."""
+
+    def claim(
+        self,
+        worker: str,
+        *,
+        limit: int,
+        lease_seconds: int,
+        now: datetime | None = None,
+        after_id: int = 0,
+        ids: Sequence[int] | None = None,
+    ) -> Sequence[Any]: ...
+
+    def renew(
+        self, outbox_ids: Sequence[int], claim_token: str, *, lease_seconds: int, now: datetime | None = None
+    ) -> set[int]: ...
+
+    def mark_sent(
+        self, outbox_id: int, claim_token: str, *, now: datetime | None = None, note: str | None = None
+    ) -> bool: ...
+
+    def mark_attempt_failed(
+        self,
+        outbox_id: int,
+        reason: str,
+        *,
+        claim_token: str,
+        attempts: int,
+        state: OutboxState,
+        now: datetime | None = None,
+    ) -> OutboxState | None: ...
+
+    def release(
+        self,
+        outbox_ids: Sequence[int],
+        claim_token: str,
+        *,
+        reason: str | None = None,
+        now: datetime | None = None,
+    ) -> None: ...
+
+    def log_error(
+        self,
+        category: str,
+        reason: str,
+        *,
+        server: str | None = None,
+        integration: str | None = None,
+        outbox_id: int | None = None,
+        pass_id: int | None = None,
+        now: datetime | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class SentFact:
+    """The server accepted this row's mail; the store has not been told yet."""
+
+    outbox_id: int
+    claim_token: str
+    at: datetime
+    note: str | None = None
+
+
+class SentJournal(Protocol):
+    """Where "sent" facts wait while the store cannot take them (on this host)."""
+
+    def keep(self, fact: SentFact) -> None: ...
+
+    def flush(self, outbox: Outbox) -> int:
+        """Tell the store every kept fact; returns how many it confirmed. Raises if the store is down."""
+        ...
+
+
+@dataclass
+class MemoryJournal:
+    """A journal that lives as long as the pass (tests, and a host without a spool folder)."""
+
+    facts: list[SentFact] = field(default_factory=list)
+
+    def keep(self, fact: SentFact) -> None:
+        self.facts.append(fact)
+
+    def flush(self, outbox: Outbox) -> int:
+        confirmed = 0
+        while self.facts:
+            fact = self.facts[0]
+            confirmed += outbox.mark_sent(fact.outbox_id, fact.claim_token, now=fact.at, note=fact.note)
+            self.facts.pop(0)
+        return confirmed
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One message to send: the outbox rows it covers, claimed under one token."""
+
+    rows: tuple[Any, ...]
+    claim_token: str
+
+    @property
+    def first(self) -> Any:
+        return self.rows[0]
+
+    @property
+    def ids(self) -> list[int]:
+        return [int(row.id) for row in self.rows]
+
+    @property
+    def conn_id(self) -> str:
+        return str(self.first.smtp_conn_id)
+
+    @property
+    def integration(self) -> str:
+        return str(self.first.integration)
+
+
+def mails_of(items: Sequence[Any]) -> list[Mail]:
+    """The mails that carry claimed rows (one row each; coalescing is a later policy)."""
+    return [Mail(rows=(item,), claim_token=str(item.claim_token)) for item in items]
+
+
+class Transport(Protocol):
+    """A channel's connection to its server (email: one SMTP session)."""
+
+    def send(self, notification: Any) -> Refused: ...
+
+
+# open_transport(conn_id) -> a context manager yielding a connected Transport.
+OpenTransport = Callable[[str], AbstractContextManager[Transport]]
+# render(mail) -> the channel-neutral notification to send.
+Render = Callable[[Mail], Any]
+# refresh(rows) -> the rows with their connection and settings as currently configured.
+Refresh = Callable[[Sequence[Any]], Sequence[Any]]
