@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,17 @@ APP_ENV = {
 
 def _airflow(*args: str, env: Mapping[str, str]) -> None:
     result = subprocess.run(
-        [str(VENV_BIN / "airflow"), *args], env=dict(env), capture_output=True, text=True, timeout=300,
+        [str(VENV_BIN / "airflow"), *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
 
 
 def _add_metastore_connections() -> None:
@@ -82,8 +89,16 @@ def _add_metastore_connections() -> None:
 
     with create_session() as db:
         db.execute(delete(Connection).where(Connection.conn_id.in_(["mail_db", "other_http"])))
-        db.add(Connection(conn_id="mail_db", conn_type="failnotify_smtp", host="smtp.db.test", login="robot",
-                          password=DB_CONN_SECRET, extra=json.dumps({"from_email": "r@db.test"})))
+        db.add(
+            Connection(
+                conn_id="mail_db",
+                conn_type="failnotify_smtp",
+                host="smtp.db.test",
+                login="robot",
+                password=DB_CONN_SECRET,
+                extra=json.dumps({"from_email": "r@db.test"}),
+            )
+        )
         db.add(Connection(conn_id="other_http", conn_type="http", host="api.other.test"))
 
 
@@ -121,8 +136,9 @@ class ViewsApp:
 def _simple_users() -> dict[str, Any]:
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
-    users: dict[str, Any] = {name: SimpleAuthManagerUser(username=name, role=role)
-                             for name, role in SIMPLE_ROLES.items()}
+    users: dict[str, Any] = {
+        name: SimpleAuthManagerUser(username=name, role=role) for name, role in SIMPLE_ROLES.items()
+    }
     users["nodag"] = SimpleAuthManagerUser(username="nodag", role=None)  # no right at all
     return users
 
@@ -220,8 +236,12 @@ class Client:
 
     @staticmethod
     def _page(response: Any) -> Page:
-        return Page(response.status_code, response.get_data(as_text=True), response.headers.get("Location") or "",
-                    response.headers)
+        return Page(
+            response.status_code,
+            response.get_data(as_text=True),
+            response.headers.get("Location") or "",
+            response.headers,
+        )
 
     def get(self, url: str) -> Page:
         return self._page(self.http.get(url))
@@ -320,7 +340,11 @@ class VaultLikeBackend:
 
     CONNECTIONS = {
         "mail_vault": json.dumps(
-            {"conn_type": "failnotify_smtp", "host": "vault.example.test", "extra": {"from_email": "v@x.test"}}
+            {
+                "conn_type": "failnotify_smtp",
+                "host": "vault.example.test",
+                "extra": {"from_email": "v@x.test"},
+            }
         )
     }
 
@@ -344,3 +368,47 @@ def vault_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.delenv("AIRFLOW__SECRETS__BACKEND")
     clear_secrets_backends_cache()
+
+
+def record_failures(store: Any, now: datetime, *, only: str | None = None) -> None:
+    """Failures of sync_d (3 days, 1 hour and 30 minutes ago) and sync_c (10 minutes ago), two other
+    errors (config, 5 days ago, of sync_d; store, 5 minutes ago), then one evaluation (notifications)."""
+    from airflow_failnotify.core import rules
+    from airflow_failnotify.core.model import EventKind
+    from airflow_failnotify.store import EventRecord
+
+    def run_failed(dag_id: str, run_id: str, ago: timedelta, message: str) -> Any:
+        return EventRecord(
+            kind=EventKind.RUN_FAILED,
+            dag_id=dag_id,
+            run_id=run_id,
+            occurred_at=now - ago,
+            source="scheduler",
+            error_message=message,
+        )
+
+    events = [
+        run_failed("sync_d", "old_run", timedelta(days=3), "old failure"),
+        EventRecord(
+            kind=EventKind.TASK_FAILED,
+            dag_id="sync_d",
+            run_id="new_run",
+            occurred_at=now - timedelta(hours=1),
+            source="task",
+            task_id="load",
+            try_number=1,
+            max_tries=3,
+            is_final=False,
+            error_message="ValueError: <b>bad</b> record",
+            traceback='File "sync.py", line 7\n<b>trace</b>',
+        ),
+        run_failed("sync_d", "new_run", timedelta(minutes=30), "run failed"),
+        run_failed("sync_c", "c_run", timedelta(minutes=10), "c failed"),
+    ]
+    store.record_events([e for e in events if only is None or e.dag_id == only])
+    if only is None:
+        store.log_error(
+            "config", "old configuration problem", integration="sync_d", now=now - timedelta(days=5)
+        )
+        store.log_error("store", "store was away <i>briefly</i>", now=now - timedelta(minutes=5))
+    store.evaluate(rules.evaluate, lambda ids: {}, now=now)

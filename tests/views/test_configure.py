@@ -71,7 +71,11 @@ def test_new_form_says_not_registered(new_form: Page) -> None:
 
 
 def test_new_form_offers_the_failnotify_smtp_connections_of_metastore_and_environment(new_form: Page) -> None:
-    assert set(re.findall(r'<option value="(mail_[\w]+)"', new_form.text)) == {"mail_db", "mail_down", "mail_test"}
+    assert set(re.findall(r'<option value="(mail_[\w]+)"', new_form.text)) == {
+        "mail_db",
+        "mail_down",
+        "mail_test",
+    }
     assert "other_http" not in new_form.text  # a connection of another type
 
 
@@ -267,7 +271,9 @@ def test_test_button_saves_nothing_and_keeps_the_form(tested: tuple[Page, list[A
 
 
 def test_test_button_shows_the_exact_reason_when_the_server_is_down(admin: Client, mail: Mail) -> None:
-    page = post_form(admin, "sync_c", {**VALID_FORM, "smtp_conn_id": "mail_down", "same_for_backward": "on"}, "test")
+    page = post_form(
+        admin, "sync_c", {**VALID_FORM, "smtp_conn_id": "mail_down", "same_for_backward": "on"}, "test"
+    )
     assert page.status == 200 and test_results(page) == ["no"]
     (reason,) = forward_reason(page)
     assert reason.startswith("Not sent:") and "127.0.0.1" in reason
@@ -276,7 +282,9 @@ def test_test_button_shows_the_exact_reason_when_the_server_is_down(admin: Clien
 @pytest.fixture
 def tested_db_conn(admin: Client, mail: Mail) -> Page:
     """Test through ``mail_db`` (metastore, a host that does not resolve, a password)."""
-    return post_form(admin, "sync_c", {**VALID_FORM, "smtp_conn_id": "mail_db", "same_for_backward": "on"}, "test")
+    return post_form(
+        admin, "sync_c", {**VALID_FORM, "smtp_conn_id": "mail_db", "same_for_backward": "on"}, "test"
+    )
 
 
 def test_test_button_reason_names_the_connections_host(tested_db_conn: Page) -> None:
@@ -315,7 +323,9 @@ def test_a_server_only_another_secrets_backend_knows_is_offered_with_its_host(
 ) -> None:
     _register_server(fn_store, "sync_c", "mail_vault")
     page = admin.get(f"{URL}/sync_c")
-    assert re.search(r'<option value="mail_vault" selected>mail_vault \(vault\.example\.test\)</option>', page.text)
+    assert re.search(
+        r'<option value="mail_vault" selected>mail_vault \(vault\.example\.test\)</option>', page.text
+    )
 
 
 def test_a_typed_in_server_id_of_another_secrets_backend_is_accepted(
