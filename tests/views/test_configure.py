@@ -46,11 +46,8 @@ def post_form(client: Client, dag_id: str, form: dict[str, Any], action: str = "
     return client.post(f"{URL}/{dag_id}", {**form, "action": action})
 
 
-def test_results(page: Page) -> list[str]:
+def outcome_flags(page: Page) -> list[str]:
     return re.findall(r'data-ok="(yes|no)"', page.text)
-
-
-test_results.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 def forward_reason(page: Page) -> list[str]:
@@ -245,7 +242,7 @@ def tested(admin: Client, mail: Mail) -> tuple[Page, list[Any]]:
 
 def test_test_button_reports_success_for_each_direction(tested: tuple[Page, list[Any]]) -> None:
     page, _mails = tested
-    assert page.status == 200 and test_results(page) == ["yes", "yes"]
+    assert page.status == 200 and outcome_flags(page) == ["yes", "yes"]
 
 
 def test_test_button_mails_the_recipients_and_cc_of_each_direction(tested: tuple[Page, list[Any]]) -> None:
@@ -274,7 +271,7 @@ def test_test_button_shows_the_exact_reason_when_the_server_is_down(admin: Clien
     page = post_form(
         admin, "sync_c", {**VALID_FORM, "smtp_conn_id": "mail_down", "same_for_backward": "on"}, "test"
     )
-    assert page.status == 200 and test_results(page) == ["no"]
+    assert page.status == 200 and outcome_flags(page) == ["no"]
     (reason,) = forward_reason(page)
     assert reason.startswith("Not sent:") and "127.0.0.1" in reason
 
@@ -288,7 +285,7 @@ def tested_db_conn(admin: Client, mail: Mail) -> Page:
 
 
 def test_test_button_reason_names_the_connections_host(tested_db_conn: Page) -> None:
-    assert test_results(tested_db_conn) == ["no"]
+    assert outcome_flags(tested_db_conn) == ["no"]
     assert "smtp.db.test" in forward_reason(tested_db_conn)[0]
 
 
