@@ -1,0 +1,160 @@
+"""Configure Failure Notification of one integration: Save/Update, Test, Unregister (with confirmation)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from flask import flash, redirect, request, url_for
+from flask_appbuilder import expose
+
+from airflow_failnotify.core.config import ConfigValidationError, FieldError, parse_registration
+from airflow_failnotify.core.model import OutboxState, Registration
+from airflow_failnotify.lookups import connections, dag_listing
+from airflow_failnotify.plugins import auth, forms
+from airflow_failnotify.plugins.views.base import (
+    CONNECTIONS_URL,
+    HTTP_UNPROCESSABLE,
+    ROUTE_BASE,
+    FailnotifyBaseView,
+    store,
+)
+from airflow_failnotify.service.test_email import TestOutcome, send_test_emails
+
+if TYPE_CHECKING:
+    from flask import Response
+
+ACTIONS = ("save", "test")
+
+
+def _unprefixed(error: FieldError, integration: str) -> FieldError:
+    prefix = f"{integration}."
+    return (
+        FieldError(error.path.removeprefix(prefix), error.message) if error.path.startswith(prefix) else error
+    )
+
+
+def _backward_choices(dag_id: str, values: Mapping[str, Any], *, can_edit: bool) -> list[str]:
+    """DAGs the backward direction may name (the user's, this one left out), plus the current one."""
+    choices = dag_listing.active_dag_ids(auth.authorized_dag_ids(write=can_edit), exclude=[dag_id])
+    current = str(values.get("backward_integration") or "")
+    if current and current not in choices:
+        choices.append(current)
+    return choices
+
+
+def _post_errors(
+    dag_id: str, values: Mapping[str, Any], action: str
+) -> tuple[Registration | None, forms.FormErrors]:
+    """The registration a posted form describes, and every reason to refuse it (shown at its field)."""
+    errors = forms.FormErrors()
+    parsed: Registration | None = None
+    try:
+        parsed = parse_registration(forms.registration_dict(values))
+    except ConfigValidationError as err:
+        forms.map_errors(err.errors, errors)
+    backward = values["backward_integration"]
+    if backward and backward != dag_id and not auth.can_access_dag(backward, write=True):
+        errors.add(
+            "backward_integration", f"you may not change the DAG {backward!r}: choose one you may edit"
+        )
+    if action not in ACTIONS:
+        errors.add(None, "Unknown action: use Save, Update or Test.")
+    return parsed, errors
+
+
+class ConfigureView(FailnotifyBaseView):
+    """Configure Failure Notification of one integration: Save/Update, Test, Unregister."""
+
+    route_base = f"{ROUTE_BASE}/configure"
+    nav_tab = "integrations"
+
+    def _form(
+        self,
+        dag_id: str,
+        values: Mapping[str, Any],
+        *,
+        registration: Registration | None,
+        errors: forms.FormErrors | None = None,
+        outcomes: Sequence[TestOutcome] = (),
+        status: int = 200,
+    ) -> Response:
+        can_edit = auth.can_access_dag(dag_id, write=True)
+        selected = [
+            str(values.get(key) or "") for key in ("smtp_conn_id", f"{forms.BACKWARD_PREFIX}smtp_conn_id")
+        ]
+        return self.page(
+            "failnotify/configure.html",
+            status=status,
+            dag_id=dag_id,
+            registration=registration,
+            can_edit=can_edit,
+            values=values,
+            errors=errors or forms.FormErrors(),
+            outcomes=outcomes,
+            servers=connections.server_choices(selected),
+            backward_choices=_backward_choices(dag_id, values, can_edit=can_edit),
+            threshold_range=forms.THRESHOLD_RANGE,
+            connections_url=CONNECTIONS_URL,
+            prefix=forms.BACKWARD_PREFIX,
+        )
+
+    @expose("/<string:dag_id>", methods=["GET"])
+    @auth.dag_access_required(write=False)
+    def index(self, dag_id: str) -> Any:
+        registration = store().get_registration(dag_id)
+        if registration is not None:
+            values = forms.values_from_registration(registration)
+        else:
+            servers = connections.email_servers()
+            values = forms.default_values(dag_id, servers[0].conn_id if len(servers) == 1 else "")
+        return self._form(dag_id, values, registration=registration)
+
+    @expose("/<string:dag_id>", methods=["POST"])
+    @auth.dag_access_required(write=True)
+    def save(self, dag_id: str) -> Any:
+        registration = store().get_registration(dag_id)
+        action = request.form.get("action", "save")
+        values = forms.values_from_post(dag_id, request.form)
+        parsed, errors = _post_errors(dag_id, values, action)
+        if errors or parsed is None:
+            return self._form(
+                dag_id, values, registration=registration, errors=errors, status=HTTP_UNPROCESSABLE
+            )
+        if action == "test":
+            outcomes = send_test_emails(parsed)
+            return self._form(dag_id, values, registration=registration, outcomes=outcomes)
+        try:
+            store().save_registration(parsed)
+        except ConfigValidationError as err:  # a DAG already used by another registration
+            # The store names each conflict "<integration>.<key>": drop the integration for the form.
+            forms.map_errors([_unprefixed(e, dag_id) for e in err.errors], errors)
+            return self._form(
+                dag_id, values, registration=registration, errors=errors, status=HTTP_UNPROCESSABLE
+            )
+        verb = "updated" if registration is not None else "saved: failure notification is registered"
+        flash(f"The failure notification of {dag_id} was {verb}.", "success")
+        return redirect(url_for("ConfigureView.index", dag_id=dag_id))
+
+    @expose("/<string:dag_id>/unregister", methods=["GET"])
+    @auth.dag_access_required(write=True)
+    def confirm_unregister(self, dag_id: str) -> Any:
+        registration = store().get_registration(dag_id)
+        if registration is None:
+            flash(f"{dag_id} is not registered for failure notification.", "info")
+            return redirect(url_for("ConfigureView.index", dag_id=dag_id))
+        outbox, _ = store().list_outbox(state=OutboxState.PENDING, integration=dag_id, limit=1)
+        return self.page(
+            "failnotify/unregister.html", dag_id=dag_id, registration=registration, has_pending=bool(outbox)
+        )
+
+    @expose("/<string:dag_id>/unregister", methods=["POST"])
+    @auth.dag_access_required(write=True)
+    def unregister(self, dag_id: str) -> Any:
+        if request.form.get("confirm") != "yes":
+            return redirect(url_for("ConfigureView.confirm_unregister", dag_id=dag_id))
+        if store().unregister(dag_id):
+            flash(f"Failure notification of {dag_id} was unregistered.", "success")
+        else:
+            flash(f"{dag_id} was not registered for failure notification.", "info")
+        return redirect(url_for("IntegrationsView.index"))

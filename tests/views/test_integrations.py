@@ -1,0 +1,83 @@
+"""Integrations (plugins/views/integrations.py): the DAG list with registration, server, sparkline."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from tests.views.conftest import Client, Page, record_failures, register_bulk, register_valid_form
+
+URL = "/failnotify/"
+
+
+def row(page: Page, dag_id: str) -> str:
+    return page.between(f'data-dag-id="{dag_id}"', "</tr>")
+
+
+def cells(chunk: str, name: str) -> list[str]:
+    return re.findall(rf'<td class="failnotify-{name}">([^<]*)</td>', chunk)
+
+
+@pytest.fixture
+def listing(admin: Client, fn_store: Any) -> Page:
+    """sync_a registered forward + backward (sync_b), sync_c by bulk, the others not registered."""
+    register_valid_form(fn_store)
+    register_bulk(fn_store, "sync_c")
+    return admin.get(URL)
+
+
+def test_a_registration_with_a_backward_dag_is_listed_with_both_directions(listing: Page) -> None:
+    chunk = row(listing, "sync_a")
+    assert "label-success" in chunk  # "Registered"
+    assert cells(chunk, "server") == ["mail_test"] and cells(chunk, "directions") == ["forward, backward"]
+
+
+def test_a_forward_only_registration_is_listed_with_its_server(listing: Page) -> None:
+    chunk = row(listing, "sync_c")
+    assert "label-success" in chunk
+    assert cells(chunk, "server") == ["mail_test"] and cells(chunk, "directions") == ["forward"]
+
+
+def test_an_unregistered_dag_is_listed_as_not_registered(listing: Page) -> None:
+    chunk = row(listing, "sync_e")
+    assert "label-success" not in chunk
+    assert cells(chunk, "server") == [""] and cells(chunk, "directions") == [""]
+
+
+def test_every_dag_has_a_checkbox_for_configure_selected(listing: Page) -> None:
+    assert re.findall(r'name="dag_id" value="(sync_\w)"', listing.text) == list(
+        ("sync_a", "sync_b", "sync_c", "sync_d", "sync_e")
+    )
+    assert 'id="failnotify-configure-selected"' in listing.text
+
+
+def test_an_admin_sees_the_three_tabs(listing: Page) -> None:
+    tabs = re.findall(r'<li role="presentation" class="[^"]*"><a href="([^"]+)">', listing.text)
+    assert tabs == ["/failnotify/", "/failnotify/errors/", "/failnotify/settings/"]
+
+
+@pytest.fixture
+def failures_of_sync_d(fn_store: Any) -> Any:
+    """sync_d registered with three failures in the last 14 days (one task, two runs)."""
+    register_bulk(fn_store, "sync_d")
+    return record_failures(fn_store, datetime.now(timezone.utc), only="sync_d")
+
+
+def test_failures_per_day_are_counted_over_14_days(fn_store: Any, failures_of_sync_d: Any) -> None:
+    counts = fn_store.failure_counts_by_day(["sync_d"], days=14)["sync_d"]
+    assert len(counts) == 14 and sum(counts) == 3
+
+
+def test_a_registered_dag_shows_a_sparkline_of_its_recent_failures(
+    admin: Client, failures_of_sync_d: Any
+) -> None:
+    chunk = row(admin.get(URL), "sync_d")
+    assert '<svg class="failnotify-sparkline"' in chunk and chunk.count("<rect ") == 14
+    assert re.findall(r"<title>([^<]*)</title>", chunk)[0].startswith("3 failures in the last 14 days")
+
+
+def test_the_app_builds_with_the_plugin_in_seconds(views_app: Any) -> None:
+    assert views_app.build_seconds < 15

@@ -1,0 +1,81 @@
+"""Settings (plugins/views/settings.py): the Post Failure Notification schedule, read by the DAG."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.views.conftest import Client, Page
+
+URL = "/failnotify/settings/"
+
+
+def source(page: Page) -> list[str]:
+    return re.findall(r'id="failnotify-source">([^<]*)<', page.text)
+
+
+@pytest.fixture
+def settings_page(admin: Client, fn_store: Any) -> Page:
+    """The page after one notification pass (so there is a last run to show)."""
+    from airflow_failnotify.service.passes import run_notification_pass
+
+    run_notification_pass(trigger="manual", dag_status=lambda ids: {})
+    return admin.get(URL)
+
+
+def test_settings_shows_the_default_schedule_as_effective(settings_page: Page) -> None:
+    assert settings_page.status == 200
+    assert re.findall(r'id="failnotify-effective">([^<]*)<code>([^<]*)</code>', settings_page.text) == [
+        ("Every 30 minutes (default) ", "*/30 * * * *")
+    ]
+    assert source(settings_page) == ["default"]
+
+
+def test_settings_shows_the_last_run(settings_page: Page) -> None:
+    assert "never" not in settings_page.between('id="failnotify-last-run">', "</td>")
+
+
+def test_settings_shows_the_next_run_of_the_schedule(settings_page: Page) -> None:
+    (next_run,) = re.findall(r'id="failnotify-next-run">([^<]*)<', settings_page.text)
+    assert next_run.endswith(":00:00 UTC") or next_run.endswith(":30:00 UTC")
+
+
+def test_settings_offers_the_presets(settings_page: Page) -> None:
+    assert len(re.findall(r'<option value="[^"]+"', settings_page.text)) == 9
+
+
+def test_a_chosen_schedule_is_stored_and_read_by_the_dag(admin: Client, fn_store: Any) -> None:
+    from airflow_failnotify.core import schedule
+    from airflow_failnotify.dags.notification_dag import current_schedule
+
+    page = admin.post(URL, {"schedule": "*/5 * * * *"})
+    assert page.status == 302
+    assert fn_store.get_setting(schedule.SETTING_KEY) == "*/5 * * * *"
+    assert tuple(current_schedule()) == ("*/5 * * * *", "settings view")
+
+
+def test_after_a_change_the_page_names_its_source_and_flashes_it(admin: Client) -> None:
+    admin.post(URL, {"schedule": "*/5 * * * *"})
+    page = admin.get(URL)
+    assert source(page) == ["settings view"] and "Every 5 minutes" in page.text
+
+
+def test_a_schedule_not_in_the_list_is_refused_and_changes_nothing(admin: Client, fn_store: Any) -> None:
+    from airflow_failnotify.core import schedule
+
+    admin.post(URL, {"schedule": "*/5 * * * *"})
+    page = admin.post(URL, {"schedule": "* * * * *"})
+    assert page.status == 422 and "error-schedule" in page.text
+    assert fn_store.get_setting(schedule.SETTING_KEY) == "*/5 * * * *"
+
+
+def test_clearing_the_schedule_brings_the_default_back(admin: Client, fn_store: Any) -> None:
+    from airflow_failnotify.core import schedule
+    from airflow_failnotify.dags.notification_dag import current_schedule
+
+    admin.post(URL, {"schedule": "*/5 * * * *"})
+    page = admin.post(URL, {"schedule": ""})
+    assert page.status == 302 and fn_store.get_setting(schedule.SETTING_KEY) is None
+    assert current_schedule()[0] == "*/30 * * * *"
