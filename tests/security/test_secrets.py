@@ -28,10 +28,10 @@ from pypdf import PdfReader
 from sqlalchemy import MetaData, select
 
 from airflow_failnotify.cli import main
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer
-from airflow_failnotify.devtools.token_server import TokenServer
 from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import Store, reset_stores
+from devtools.smtp_server import DevSmtpServer
+from devtools.token_server import TokenServer
 from tests.fixtures.soak import Summary
 from tests.reliability.helpers import entity_failed, failnotify_cli, no_status, register, run_failed
 

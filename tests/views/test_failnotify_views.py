@@ -120,8 +120,8 @@ def _scenario() -> dict[str, Any]:  # pragma: no cover - runs in the child proce
     from airflow_failnotify.core import rules
     from airflow_failnotify.core.config import parse_registration
     from airflow_failnotify.core.model import EventKind, OutboxState
-    from airflow_failnotify.devtools.smtp_server import DevSmtpServer
     from airflow_failnotify.store import EventRecord, get_store
+    from devtools.smtp_server import DevSmtpServer
 
     # What `airflow api-server` sets (airflow/api_fastapi/main.py): the Task SDK's BaseHook then reads
     # connections from the metastore too, as it does behind the real UI.
