@@ -15,7 +15,8 @@ import pytest
 from pypdf import PdfReader
 
 from airflow_failnotify.exceptions import MailDeliveryError
-from airflow_failnotify.hooks.smtp import FailnotifySmtpHook, get_oauth2_token
+from airflow_failnotify.hooks.oauth2 import get_oauth2_token
+from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
 from airflow_failnotify.hooks.smtp_settings import SmtpSettings
 from devtools.smtp_server import DevSmtpServer, ReceivedMessage, free_port
 from devtools.token_server import TokenServer

@@ -212,7 +212,8 @@ def test_no_secret_in_logs_store_emails_pdfs_cli_output_or_export(
     assert second.sent == 0 and second.errors
     marked_smtp.tokens = tokens
     # 3. A token endpoint that echoes the client secret in its error; the hook's own test button.
-    from airflow_failnotify.hooks.smtp import FailnotifySmtpHook, clear_token_cache
+    from airflow_failnotify.hooks.oauth2 import clear_token_cache
+    from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
 
     clear_token_cache()
     tokens.echo_secret = True
