@@ -36,6 +36,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from airflow_failnotify.core.addresses import parse_connection_recipients
 from airflow_failnotify.exceptions import MailDeliveryError
 from airflow_failnotify.hooks.oauth2 import token_provider_for
 from airflow_failnotify.hooks.secrets import mask_secret, redact
@@ -51,7 +52,6 @@ from airflow_failnotify.hooks.smtp_settings import (
     UI_FIELD_BEHAVIOUR,
     SmtpSettings,
     SmtpSettingsError,
-    parse_recipients,
 )
 
 log = logging.getLogger(__name__)
@@ -306,7 +306,7 @@ class FailnotifySmtpHook(BaseHook):
         if msg.get("From") is None:
             msg["From"] = settings.from_email
         headers = [str(v) for name in ("To", "Cc", "Bcc") for v in msg.get_all(name, [])]
-        recipients = list(dict.fromkeys(parse_recipients(headers)))
+        recipients = list(dict.fromkeys(parse_connection_recipients(headers)))
         if not recipients:
             raise ValueError("the message has no recipient: set its To (or Cc/Bcc) header")
         smtp = self.get_conn()

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from email.utils import getaddresses, parseaddr
 from typing import Any
+
+from airflow_failnotify.core.addresses import is_connection_address, parse_connection_recipients
 
 SECURITY_MODES = ("none", "starttls", "ssl")
 AUTH_TYPES = ("none", "basic", "oauth2")
@@ -235,24 +236,6 @@ def parse_response_parameter(value: Any) -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def parse_recipients(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
-    """Split comma (or semicolon) separated addresses; return the bare addresses, blanks dropped."""
-    if value is None:
-        return []
-    items = [value] if isinstance(value, str) else list(value)
-    text = ",".join(str(item) for item in items).replace(";", ",")
-    return [addr.strip() for _, addr in getaddresses([text]) if addr.strip()]
-
-
-def is_email_address(value: str) -> bool:
-    """A light syntax check: one address with a local part and a dotted-or-local domain."""
-    _, addr = parseaddr(value)
-    if not addr or addr != value.strip() or addr.count("@") != 1:
-        return False
-    local, domain = addr.split("@")
-    return bool(local) and bool(domain) and " " not in addr
-
-
 def default_security_for_port(port: int) -> str:
     """587 -> starttls, 465 -> ssl, anything else -> none."""
     return {587: "starttls", 465: "ssl"}.get(port, "none")
@@ -311,7 +294,7 @@ def _from_email(extras: Mapping[str, Any], errors: dict[str, str]) -> str:
     from_email = _text(extras, "from_email")
     if not from_email:
         errors["from_email"] = "the sender email is required whatever the authentication type"
-    elif not is_email_address(from_email):
+    elif not is_connection_address(from_email):
         errors["from_email"] = f"{from_email!r} is not an email address"
     return from_email
 
@@ -350,8 +333,8 @@ def _to_emails(extras: Mapping[str, Any], errors: dict[str, str]) -> list[str]:
     if not isinstance(raw_to, (str, list, tuple)):
         errors["to_email"] = "must be comma separated email addresses"
         return []
-    to_emails = parse_recipients(raw_to)
-    bad = [addr for addr in to_emails if not is_email_address(addr)]
+    to_emails = parse_connection_recipients(raw_to)
+    bad = [addr for addr in to_emails if not is_connection_address(addr)]
     if bad or not to_emails:
         errors["to_email"] = f"not an email address: {', '.join(bad) or raw_to!r}"
     return to_emails
