@@ -47,6 +47,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from airflow_failnotify.constants import NOTIFICATION_DAG_ID
 from devtools.smtp_server import DevSmtpServer, ReceivedMessage
 from devtools.token_server import TokenServer
 
@@ -61,7 +62,6 @@ OAUTH_CLIENT_SECRET = "demo-client-secret"  # noqa: S105
 OAUTH_SCOPE = "https://mail.failnotify.demo/.default"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 NOTIFICATION_SCHEDULE = "* * * * *"
-NOTIFICATION_DAG_ID = "failnotify_post_failure_notification"
 
 #: (kind, text in the subject that tells it), in the order a summary lists them.
 KINDS: tuple[tuple[str, str], ...] = (

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from airflow_failnotify.constants import NOTIFICATION_DAG_ID
 from airflow_failnotify.core.addresses import parse_registration_addresses as parse_address_list
 from airflow_failnotify.core.model import (
     THRESHOLD_MAX,
@@ -23,8 +24,6 @@ from airflow_failnotify.core.model import (
     ProcessingSettings,
     Registration,
 )
-
-NOTIFICATION_DAG_ID = "failnotify_post_failure_notification"
 
 SUBJECT_PREFIX_MAX = 100
 MAX_INACTIVITY_MINUTES = 60 * 24 * 365
