@@ -117,8 +117,9 @@ soak: system-deps venv
 # Demo and benchmarks
 # ---------------------------------------------------------------------------------------------------
 # DEMO_ONCE=1: headless, exits once one mail of each kind has arrived. DEMO_ARGS: more options (--help).
+# devtools/ is a folder of the clone, not of the installed package: `python -m` finds it from here.
 demo: venv
-	$(VPY) -m airflow_failnotify.devtools.demo $(if $(DEMO_ONCE),--once) $(DEMO_ARGS)
+	$(VPY) -m devtools.demo $(if $(DEMO_ONCE),--once) $(DEMO_ARGS)
 
 bench: venv
 	$(VPY) -m bench.run

@@ -15,6 +15,7 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
+    # The package only: devtools/ (dev servers, demo), tests/ and bench/ stay in the clone.
     packages=find_packages(include=["airflow_failnotify", "airflow_failnotify.*"]),
     include_package_data=True,
     package_data={
@@ -26,7 +27,6 @@ setup(
             "store/migrations/*.mako",
             "store/migrations/versions/*.py",
             "dags/*.py",
-            "devtools/*.pem",
         ]
     },
     install_requires=[

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_failnotify import __version__
+from airflow_failnotify.constants import DEFAULT_NOTIFICATION_SCHEDULE
 from airflow_failnotify.hooks.smtp_settings import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 
 
@@ -83,7 +84,7 @@ def get_provider_info() -> dict[str, Any]:
                         "plugin's Settings view wins over this option.",
                         "string",
                         "*/15 * * * *",
-                        "*/30 * * * *",
+                        DEFAULT_NOTIFICATION_SCHEDULE,
                     ),
                     "max_attempts": _option(
                         "Attempts after which a notification refused permanently (e.g. every recipient "

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_failnotify.constants import DEFAULT_NOTIFICATION_SCHEDULE
 from airflow_failnotify.core.retry import RetryPolicy
 from airflow_failnotify.exceptions import ConfigurationError
 
@@ -19,7 +20,7 @@ SECTION = "failnotify"
 DEFAULTS: dict[str, str] = {
     "sql_alchemy_conn": "",
     "store_timeout": "5",
-    "notification_schedule": "*/30 * * * *",
+    "notification_schedule": DEFAULT_NOTIFICATION_SCHEDULE,
     "max_attempts": "5",
     "lease_seconds": "60",
     "immediate_poll_seconds": "2",

@@ -93,7 +93,7 @@ def _native_contexts(count: int) -> list[dict[str, Any]]:
 def run(workdir: Path, *, pending: int = 500, integrations: int = 50, repeat: int = 3) -> dict[str, Any]:
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-    from airflow_failnotify.hooks.smtp import clear_token_cache
+    from airflow_failnotify.hooks.oauth2 import clear_token_cache
     from airflow_failnotify.service.passes import run_notification_pass
 
     workdir.mkdir(parents=True, exist_ok=True)

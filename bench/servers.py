@@ -27,8 +27,8 @@ SMTP_PASSWORD = "bench-smtp-password-7Rk2"
 
 
 def _serve() -> None:
-    from airflow_failnotify.devtools.smtp_server import DevSmtpServer
-    from airflow_failnotify.devtools.token_server import TokenServer
+    from devtools.smtp_server import DevSmtpServer
+    from devtools.token_server import TokenServer
 
     with (
         TokenServer({CLIENT_ID: CLIENT_SECRET}, scopes={SCOPE}) as tokens,

@@ -6,13 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-DAG_FILE_NAME = "failure_notification.py"
-DAG_FILE = '''"""The Post Failure Notification job of airflow-failnotify (every 30 minutes by default)."""
-
-from airflow_failnotify.dags.notification_dag import build_notification_dag
-
-dag = build_notification_dag()
-'''
+from airflow_failnotify.constants import NOTIFICATION_DAG_FILE as DAG_FILE
+from airflow_failnotify.constants import NOTIFICATION_DAG_FILE_NAME as DAG_FILE_NAME
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

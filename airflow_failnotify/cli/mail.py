@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import socket
 import sys
-from email.message import EmailMessage
-from html import escape
 
 from airflow_failnotify.exceptions import MailDeliveryError
 
@@ -34,42 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_test_email)
 
 
-def build_test_message(conn_id: str, from_email: str, to: list[str], server: str) -> EmailMessage:
-    """The test email: a plain-text and an HTML part."""
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    host = socket.gethostname()
-    msg = EmailMessage()
-    msg["Subject"] = f"failnotify test email via {conn_id}"
-    msg["From"] = from_email
-    msg["To"] = ", ".join(to)
-    text = (
-        f"This is a test email from airflow-failnotify, sent through the connection {conn_id} "
-        f"({server}) from {host} at {now}.\n\nIf you can read it, failure notifications can reach you.\n"
-    )
-    msg.set_content(text)
-    msg.add_alternative(
-        f"<p>This is a test email from <b>airflow-failnotify</b>, sent through the connection "
-        f"<code>{escape(conn_id)}</code> ({escape(server)}) from {escape(host)} at {escape(now)}.</p>"
-        "<p>If you can read it, failure notifications can reach you.</p>",
-        subtype="html",
-    )
-    return msg
-
-
 def run_test_email(args: argparse.Namespace) -> int:
     """Send the test email; print what happened; return the exit code."""
+    from airflow_failnotify.core.addresses import is_connection_address, parse_connection_recipients
     from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
-    from airflow_failnotify.hooks.smtp_settings import is_email_address, parse_recipients
+    from airflow_failnotify.service.test_email import send_test_email
 
     conn_id: str = args.conn_id
-    hook = FailnotifySmtpHook(failnotify_smtp_conn_id=conn_id)
     try:
-        settings = hook.settings
+        settings = FailnotifySmtpHook(failnotify_smtp_conn_id=conn_id).settings
     except MailDeliveryError as err:
         print(f"failnotify: test email not sent: {err}", file=sys.stderr)
         return EXIT_CANNOT_RUN
 
-    to = parse_recipients(args.to) if args.to else list(settings.to_emails)
+    to = parse_connection_recipients(args.to) if args.to else list(settings.to_emails)
     if not to:
         print(
             "failnotify: test email not sent: no recipient; "
@@ -77,19 +51,19 @@ def run_test_email(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CANNOT_RUN
-    bad = [addr for addr in to if not is_email_address(addr)]
+    bad = [addr for addr in to if not is_connection_address(addr)]
     if bad:
         print(f"failnotify: test email not sent: not an email address: {', '.join(bad)}", file=sys.stderr)
         return EXIT_CANNOT_RUN
 
-    msg = build_test_message(conn_id, settings.from_email, to, f"{settings.address}, {settings.security}")
-    try:
-        with hook:
-            refused = hook.send_message(msg)
-    except MailDeliveryError as err:
-        kind = "temporary" if err.temporary else "permanent"
-        print(f"failnotify: test email not sent ({kind} failure): {err}", file=sys.stderr)
+    outcome = send_test_email(conn_id, to)
+    if isinstance(outcome.error, MailDeliveryError):
+        kind = "temporary" if outcome.error.temporary else "permanent"
+        print(f"failnotify: test email not sent ({kind} failure): {outcome.error}", file=sys.stderr)
         return EXIT_FAILED
+    if outcome.error is not None:  # not a delivery failure: a bug, shown as one
+        raise outcome.error
+    refused = outcome.refused
     accepted = [addr for addr in to if addr not in refused]
     print(
         f"test email sent through {conn_id} ({settings.address}, security {settings.security}, "

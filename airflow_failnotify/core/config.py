@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from airflow_failnotify.constants import NOTIFICATION_DAG_ID
+from airflow_failnotify.core.addresses import parse_registration_addresses as parse_address_list
 from airflow_failnotify.core.model import (
     THRESHOLD_MAX,
     THRESHOLD_MIN,
@@ -22,8 +24,6 @@ from airflow_failnotify.core.model import (
     ProcessingSettings,
     Registration,
 )
-
-NOTIFICATION_DAG_ID = "failnotify_post_failure_notification"
 
 SUBJECT_PREFIX_MAX = 100
 MAX_INACTIVITY_MINUTES = 60 * 24 * 365
@@ -92,19 +92,6 @@ class _Collector:
 
 def _join(base: str, key: str) -> str:
     return f"{base}.{key}" if base else key
-
-
-def parse_address_list(value: Any) -> list[str]:
-    """Accept a list or a comma (or semicolon) separated string; drop empty items."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        items = re.split(r"[,;]", value)
-    elif isinstance(value, (list, tuple)):
-        items = [str(v) if v is not None else "" for v in value]
-    else:
-        raise TypeError("must be a list of addresses or a comma separated string")
-    return [item.strip() for item in items if item and item.strip()]
 
 
 def parse_duration_minutes(value: Any) -> int | None:

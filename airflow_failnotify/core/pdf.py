@@ -28,8 +28,8 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, Preformatted, SimpleDocTemplate
 
-from airflow_failnotify.core.emails import as_utc, entity_label, format_utc, try_label
 from airflow_failnotify.core.model import Direction, FailureEvent
+from airflow_failnotify.core.text import as_utc, entity_label, format_utc, try_label
 
 __all__ = [
     "MAX_SECTIONS",

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 
-DEFAULT_SCHEDULE = "*/30 * * * *"
+from airflow_failnotify.constants import DEFAULT_NOTIFICATION_SCHEDULE
+
+DEFAULT_SCHEDULE = DEFAULT_NOTIFICATION_SCHEDULE
 SETTING_KEY = "notification_schedule"
 
 # (value stored, label shown) in the order of the drop-down; all times UTC.
@@ -16,7 +18,7 @@ PRESETS: tuple[tuple[str, str], ...] = (
     ("*/5 * * * *", "Every 5 minutes"),
     ("*/10 * * * *", "Every 10 minutes"),
     ("*/15 * * * *", "Every 15 minutes"),
-    ("*/30 * * * *", "Every 30 minutes (default)"),
+    (DEFAULT_SCHEDULE, "Every 30 minutes (default)"),
     ("0 * * * *", "Every hour"),
     ("0 */2 * * *", "Every 2 hours"),
     ("0 */6 * * *", "Every 6 hours"),

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_failnotify import settings
+from airflow_failnotify.constants import NOTIFICATION_DAG_ID
 from airflow_failnotify.core import schedule
-from airflow_failnotify.core.config import NOTIFICATION_DAG_ID
 
 log = logging.getLogger(__name__)
 

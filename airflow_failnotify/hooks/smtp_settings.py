@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from email.utils import getaddresses, parseaddr
 from typing import Any
+
+from airflow_failnotify.core.addresses import is_connection_address, parse_connection_recipients
 
 SECURITY_MODES = ("none", "starttls", "ssl")
 AUTH_TYPES = ("none", "basic", "oauth2")
@@ -235,24 +236,6 @@ def parse_response_parameter(value: Any) -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def parse_recipients(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
-    """Split comma (or semicolon) separated addresses; return the bare addresses, blanks dropped."""
-    if value is None:
-        return []
-    items = [value] if isinstance(value, str) else list(value)
-    text = ",".join(str(item) for item in items).replace(";", ",")
-    return [addr.strip() for _, addr in getaddresses([text]) if addr.strip()]
-
-
-def is_email_address(value: str) -> bool:
-    """A light syntax check: one address with a local part and a dotted-or-local domain."""
-    _, addr = parseaddr(value)
-    if not addr or addr != value.strip() or addr.count("@") != 1:
-        return False
-    local, domain = addr.split("@")
-    return bool(local) and bool(domain) and " " not in addr
-
-
 def default_security_for_port(port: int) -> str:
     """587 -> starttls, 465 -> ssl, anything else -> none."""
     return {587: "starttls", 465: "ssl"}.get(port, "none")
@@ -269,6 +252,94 @@ def _text(extras: Mapping[str, Any], name: str) -> str:
     return str(value).strip()
 
 
+def _extras(extra: Mapping[str, Any] | str | None) -> tuple[Mapping[str, Any], dict[str, str]]:
+    """The extras as a mapping, or the error of the ``extra`` field."""
+    if _is_missing(extra):
+        return {}, {}
+    if isinstance(extra, str):
+        try:
+            loaded = json.loads(extra)
+        except json.JSONDecodeError as err:
+            return {}, {"extra": f"not valid JSON ({err.msg})"}
+        if not isinstance(loaded, Mapping):
+            return {}, {"extra": "must be a JSON object"}
+        return loaded, {}
+    if isinstance(extra, Mapping):
+        return extra, {}
+    return {}, {"extra": f"must be a JSON object, not {type(extra).__name__}"}
+
+
+def _port(port: int | str | None, errors: dict[str, str]) -> int:
+    if _is_missing(port):
+        return DEFAULT_PORT
+    try:
+        value = int(str(port).strip())
+    except ValueError:
+        errors["port"] = f"must be a whole number between 1 and 65535, not {port!r}"
+        return DEFAULT_PORT
+    if not 1 <= value <= 65535:
+        errors["port"] = f"must be between 1 and 65535, not {value}"
+    return value
+
+
+def _choice(extras: Mapping[str, Any], name: str, allowed: tuple[str, ...], errors: dict[str, str]) -> str:
+    """A lower-cased extra that must be one of ``allowed``; empty when missing."""
+    value = _text(extras, name).lower()
+    if value and value not in allowed:
+        errors[name] = f"unknown {name} {value!r}; use one of: {', '.join(allowed)}"
+    return value
+
+
+def _from_email(extras: Mapping[str, Any], errors: dict[str, str]) -> str:
+    from_email = _text(extras, "from_email")
+    if not from_email:
+        errors["from_email"] = "the sender email is required whatever the authentication type"
+    elif not is_connection_address(from_email):
+        errors["from_email"] = f"{from_email!r} is not an email address"
+    return from_email
+
+
+def _check_oauth2(token_url: str, client_id: str, client_secret: str, errors: dict[str, str]) -> None:
+    if not token_url:
+        errors["token_url"] = "OAuth 2.0 needs the token URL"
+    elif not token_url.lower().startswith(("https://", "http://")):
+        errors["token_url"] = f"must be an http(s) URL, not {token_url!r}"
+    if not client_id:
+        errors["client_id"] = "OAuth 2.0 needs the client id"
+    if not client_secret:
+        errors["client_secret"] = "OAuth 2.0 needs the client secret"
+
+
+def _timeout(extras: Mapping[str, Any], errors: dict[str, str]) -> float:
+    raw_timeout = extras.get("timeout")
+    if _is_missing(raw_timeout):
+        return DEFAULT_TIMEOUT
+    try:
+        if isinstance(raw_timeout, bool) or not isinstance(raw_timeout, (int, float, str)):
+            raise ValueError
+        timeout = float(raw_timeout)
+    except (TypeError, ValueError):
+        errors["timeout"] = f"must be a number of seconds, not {raw_timeout!r}"
+        return DEFAULT_TIMEOUT
+    if not 0 < timeout <= 3600:
+        errors["timeout"] = f"must be more than 0 and at most 3600 seconds, not {raw_timeout!r}"
+    return timeout
+
+
+def _to_emails(extras: Mapping[str, Any], errors: dict[str, str]) -> list[str]:
+    raw_to = extras.get("to_email")
+    if _is_missing(raw_to):
+        return []
+    if not isinstance(raw_to, (str, list, tuple)):
+        errors["to_email"] = "must be comma separated email addresses"
+        return []
+    to_emails = parse_connection_recipients(raw_to)
+    bad = [addr for addr in to_emails if not is_connection_address(addr)]
+    if bad or not to_emails:
+        errors["to_email"] = f"not an email address: {', '.join(bad) or raw_to!r}"
+    return to_emails
+
+
 def _parse(
     *,
     host: str | None,
@@ -277,53 +348,17 @@ def _parse(
     password: str | None,
     extra: Mapping[str, Any] | str | None,
 ) -> tuple[SmtpSettings | None, dict[str, str]]:
-    errors: dict[str, str] = {}
-
-    extras: Mapping[str, Any]
-    if _is_missing(extra):
-        extras = {}
-    elif isinstance(extra, str):
-        try:
-            loaded = json.loads(extra)
-        except json.JSONDecodeError as err:
-            return None, {"extra": f"not valid JSON ({err.msg})"}
-        if not isinstance(loaded, Mapping):
-            return None, {"extra": "must be a JSON object"}
-        extras = loaded
-    elif isinstance(extra, Mapping):
-        extras = extra
-    else:
-        return None, {"extra": f"must be a JSON object, not {type(extra).__name__}"}
+    extras, errors = _extras(extra)
+    if errors:
+        return None, errors
 
     host_value = "" if _is_missing(host) else str(host).strip()
     if not host_value:
         errors["host"] = "the SMTP server host is required"
-
-    port_value = DEFAULT_PORT
-    if not _is_missing(port):
-        try:
-            port_value = int(str(port).strip())
-        except ValueError:
-            errors["port"] = f"must be a whole number between 1 and 65535, not {port!r}"
-        else:
-            if not 1 <= port_value <= 65535:
-                errors["port"] = f"must be between 1 and 65535, not {port_value}"
-
-    security = _text(extras, "security").lower()
-    if not security:
-        security = default_security_for_port(port_value)
-    elif security not in SECURITY_MODES:
-        errors["security"] = f"unknown security {security!r}; use one of: {', '.join(SECURITY_MODES)}"
-
-    auth_type = _text(extras, "auth_type").lower() or "none"
-    if auth_type not in AUTH_TYPES:
-        errors["auth_type"] = f"unknown auth_type {auth_type!r}; use one of: {', '.join(AUTH_TYPES)}"
-
-    from_email = _text(extras, "from_email")
-    if not from_email:
-        errors["from_email"] = "the sender email is required whatever the authentication type"
-    elif not is_email_address(from_email):
-        errors["from_email"] = f"{from_email!r} is not an email address"
+    port_value = _port(port, errors)
+    security = _choice(extras, "security", SECURITY_MODES, errors) or default_security_for_port(port_value)
+    auth_type = _choice(extras, "auth_type", AUTH_TYPES, errors) or "none"
+    from_email = _from_email(extras, errors)
 
     login_value = "" if _is_missing(login) else str(login).strip()
     password_value = "" if password is None else str(password)
@@ -333,22 +368,11 @@ def _parse(
     token_url = _text(extras, "token_url")
     client_id = _text(extras, "client_id")
     client_secret = "" if _is_missing(extras.get("client_secret")) else str(extras["client_secret"])
-    scope = _text(extras, "scope")
     if auth_type == "oauth2":
-        if not token_url:
-            errors["token_url"] = "OAuth 2.0 needs the token URL"
-        elif not token_url.lower().startswith(("https://", "http://")):
-            errors["token_url"] = f"must be an http(s) URL, not {token_url!r}"
-        if not client_id:
-            errors["client_id"] = "OAuth 2.0 needs the client id"
-        if not client_secret:
-            errors["client_secret"] = "OAuth 2.0 needs the client secret"
-
-    token_auth_method = _text(extras, "token_auth_method").lower() or "client_secret_post"
-    if token_auth_method not in TOKEN_AUTH_METHODS:
-        errors["token_auth_method"] = (
-            f"unknown token_auth_method {token_auth_method!r}; use one of: {', '.join(TOKEN_AUTH_METHODS)}"
-        )
+        _check_oauth2(token_url, client_id, client_secret, errors)
+    token_auth_method = (
+        _choice(extras, "token_auth_method", TOKEN_AUTH_METHODS, errors) or "client_secret_post"
+    )
 
     token_key, expires_key = "access_token", "expires_in"
     try:
@@ -356,29 +380,8 @@ def _parse(
     except ValueError as err:
         errors["response_parameter"] = str(err)
 
-    timeout = DEFAULT_TIMEOUT
-    raw_timeout = extras.get("timeout")
-    if not _is_missing(raw_timeout):
-        try:
-            if isinstance(raw_timeout, bool) or not isinstance(raw_timeout, (int, float, str)):
-                raise ValueError
-            timeout = float(raw_timeout)
-        except (TypeError, ValueError):
-            errors["timeout"] = f"must be a number of seconds, not {raw_timeout!r}"
-        else:
-            if not 0 < timeout <= 3600:
-                errors["timeout"] = f"must be more than 0 and at most 3600 seconds, not {raw_timeout!r}"
-
-    to_emails: list[str] = []
-    raw_to = extras.get("to_email")
-    if not _is_missing(raw_to):
-        if not isinstance(raw_to, (str, list, tuple)):
-            errors["to_email"] = "must be comma separated email addresses"
-        else:
-            to_emails = parse_recipients(raw_to)
-            bad = [addr for addr in to_emails if not is_email_address(addr)]
-            if bad or not to_emails:
-                errors["to_email"] = f"not an email address: {', '.join(bad) or raw_to!r}"
+    timeout = _timeout(extras, errors)
+    to_emails = _to_emails(extras, errors)
 
     if errors:
         return None, errors
@@ -394,7 +397,7 @@ def _parse(
             token_url=token_url,
             client_id=client_id,
             client_secret=client_secret,
-            scope=scope,
+            scope=_text(extras, "scope"),
             token_auth_method=token_auth_method,
             access_token_key=token_key,
             expires_in_key=expires_key,

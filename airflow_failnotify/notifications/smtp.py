@@ -14,14 +14,17 @@ from __future__ import annotations
 import logging
 import mimetypes
 from collections.abc import Iterable, Sequence
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
+from airflow_failnotify.core.addresses import parse_connection_recipients
+from airflow_failnotify.core.emails import unique_message_id
+from airflow_failnotify.core.mime import to_mime_message
+from airflow_failnotify.core.notification import Attachment, Notification
 from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
-from airflow_failnotify.hooks.smtp_settings import parse_recipients
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -96,31 +99,27 @@ class FailnotifySmtpNotifier(BaseNotifier):
             hook = self._hook = FailnotifySmtpHook(failnotify_smtp_conn_id=self.failnotify_smtp_conn_id)
         return hook
 
-    def build_message(self) -> EmailMessage:
-        """The email to send, from the (rendered) fields."""
-        to = parse_recipients(_as_list(self.to)) or list(self.hook.settings.to_emails)
+    def build_notification(self) -> Notification:
+        """The notification to send, from the (rendered) fields."""
+        to = parse_connection_recipients(_as_list(self.to)) or list(self.hook.settings.to_emails)
         if not to:
             raise ValueError(
                 "FailnotifySmtpNotifier has no recipient: pass to=... or set to_email on connection "
                 f"{self.failnotify_smtp_conn_id!r}"
             )
-        msg = EmailMessage()
-        msg["Subject"] = " ".join(str(self.subject).split())
-        msg["From"] = self.hook.settings.from_email
-        msg["To"] = ", ".join(to)
-        cc = parse_recipients(_as_list(self.cc))
-        if cc:
-            msg["Cc"] = ", ".join(cc)
-        msg.set_content(
-            self.text_content or "This notification is in HTML; view it in an HTML mail client.\n"
+        return Notification(
+            subject=" ".join(str(self.subject).split()),
+            text=self.text_content or "This notification is in HTML; view it in an HTML mail client.\n",
+            html=str(self.html_content),
+            to=tuple(to),
+            cc=tuple(parse_connection_recipients(_as_list(self.cc))),
+            message_id=unique_message_id("notifier"),
+            attachments=tuple(_attachment(name) for name in self.files or ()),
         )
-        msg.add_alternative(str(self.html_content), subtype="html")
-        for name in self.files or ():
-            path = Path(name)
-            mime, _ = mimetypes.guess_type(path.name)
-            maintype, subtype = (mime or "application/octet-stream").split("/", 1)
-            msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
-        return msg
+
+    def build_message(self) -> Message:
+        """The email to send, from the (rendered) fields, with the connection's sender."""
+        return to_mime_message(self.build_notification(), sender=self.hook.settings.from_email)
 
     def notify(self, context: Context) -> None:
         """Send the email; MailDeliveryError when it could not be sent."""
@@ -137,3 +136,10 @@ def _as_list(value: str | Iterable[str] | None) -> list[str]:
     if isinstance(value, str):
         return [value]
     return [str(item) for item in value]
+
+
+def _attachment(name: str) -> Attachment:
+    """A file to attach, with its guessed MIME type (application/octet-stream when unknown)."""
+    path = Path(name)
+    mime, _ = mimetypes.guess_type(path.name)
+    return Attachment(path.name, path.read_bytes(), mime or "application/octet-stream")

@@ -8,17 +8,16 @@ SDK inside a task, Airflow's own database elsewhere).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from email.message import Message
 from typing import Any
 
 from airflow_failnotify import settings as failnotify_settings
+from airflow_failnotify.channels.email import open_email_transport
 from airflow_failnotify.core import delivery, rules
 from airflow_failnotify.core.emails import RenderedEmail, render_notification, to_mime_message
-from airflow_failnotify.core.outbox import Clock, Mail, OpenTransport, SentJournal, Transport
-from airflow_failnotify.core.retry import RetryPolicy
+from airflow_failnotify.core.outbox import Clock, Mail, OpenTransport, SentJournal
 from airflow_failnotify.exceptions import StoreNotReadyError, StoreUnavailableError
 from airflow_failnotify.lookups.dags import DagStatusProvider, dag_status_from_metadata_db
 from airflow_failnotify.service.evaluation import evaluate as evaluate_rules
@@ -48,26 +47,6 @@ class PassSummary:
         return asdict(self)
 
 
-class _SmtpTransport:
-    """Email as the transport: a rendered notification becomes MIME with the connection's sender."""
-
-    def __init__(self, hook: Any) -> None:
-        self._hook = hook
-
-    def send(self, notification: RenderedEmail) -> Mapping[str, tuple[int, bytes]]:
-        message = to_mime_message(notification, sender=self._hook.settings.from_email)
-        return self._hook.send_message(message)
-
-
-@contextmanager
-def open_smtp(conn_id: str) -> Iterator[Transport]:
-    from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
-
-    hook = FailnotifySmtpHook(conn_id)
-    with hook:
-        yield _SmtpTransport(hook)
-
-
 class _Renderer:
     """Renders a mail's outbox row into the channel-neutral notification."""
 
@@ -91,7 +70,7 @@ def run_notification_pass(
     trigger: str,
     dag_status: DagStatusProvider = dag_status_from_metadata_db,
     store: Store | None = None,
-    open_transport: OpenTransport = open_smtp,
+    open_transport: OpenTransport = open_email_transport,
     only_ids: Sequence[int] | None = None,
     evaluate: bool = True,
     clock: Clock = utcnow,
@@ -200,4 +179,4 @@ class CurrentConfiguration:
         return current
 
 
-__all__ = ["PassSummary", "RetryPolicy", "open_smtp", "render_message", "run_notification_pass"]
+__all__ = ["CurrentConfiguration", "PassSummary", "render_message", "run_notification_pass"]

@@ -14,13 +14,11 @@ from pypdf import PdfReader
 from airflow_failnotify.core.emails import (
     ERROR_TRACE_FILENAME,
     MAX_ERROR_CHARS,
-    RenderedEmail,
-    humanize_minutes,
     message_id_for,
     render_notification,
     render_test_email,
-    to_mime_message,
 )
+from airflow_failnotify.core.mime import to_mime_message
 from airflow_failnotify.core.model import (
     Direction,
     DirectionSettings,
@@ -30,6 +28,8 @@ from airflow_failnotify.core.model import (
     NotificationDraft,
     NotificationKind,
 )
+from airflow_failnotify.core.notification import RenderedEmail
+from airflow_failnotify.core.text import humanize_minutes
 
 T0 = datetime(2026, 11, 27, 21, 47, 57, tzinfo=timezone.utc)
 RUN = "scheduled__2026-11-27T21:00:00+00:00"

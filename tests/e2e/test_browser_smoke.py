@@ -24,9 +24,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer  # noqa: E402
 from airflow_failnotify.store import Store  # noqa: E402
 from airflow_failnotify.store.engine import create_store_engine  # noqa: E402
+from devtools.smtp_server import DevSmtpServer  # noqa: E402
 
 if TYPE_CHECKING:
     from playwright.sync_api import FrameLocator, Page

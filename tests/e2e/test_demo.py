@@ -1,6 +1,6 @@
 """``make demo DEMO_ONCE=1``: the headless demo gets one notification of each kind, then exits 0.
 
-Runs ``python -m airflow_failnotify.devtools.demo --once`` as a user would (a real api-server,
+Runs ``python -m devtools.demo --once`` as a user would (a real api-server,
 scheduler, dag-processor and triggerer, the dev SMTP server and token endpoint), in a demo directory
 under tmp (not the developer's ``.demo/``) and on free ports.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_failnotify.devtools.demo import KINDS
+from devtools.demo import KINDS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_TIMEOUT = 300  # the demo's own bound for --once; it usually needs about 2 minutes
@@ -36,7 +36,7 @@ def run_demo(home: Path) -> tuple[int, str, float]:
         [
             sys.executable,
             "-m",
-            "airflow_failnotify.devtools.demo",
+            "devtools.demo",
             "--once",
             "--home",
             str(home),

@@ -16,7 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from airflow_failnotify.core.model import EventKind
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer
+from devtools.smtp_server import DevSmtpServer
 from tests.fixtures.airflow_env import AirflowEnv, free_port, wait_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from airflow_failnotify.cli import mail
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer, free_port
-from airflow_failnotify.devtools.token_server import TokenServer
+from devtools.smtp_server import DevSmtpServer, free_port
+from devtools.token_server import TokenServer
 from tests.fixtures.mail import DEFAULT_TO, SMTP_USER
 
 

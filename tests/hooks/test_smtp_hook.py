@@ -14,11 +14,12 @@ from email.message import EmailMessage
 import pytest
 from pypdf import PdfReader
 
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer, ReceivedMessage, free_port
-from airflow_failnotify.devtools.token_server import TokenServer
 from airflow_failnotify.exceptions import MailDeliveryError
-from airflow_failnotify.hooks.smtp import FailnotifySmtpHook, get_oauth2_token
+from airflow_failnotify.hooks.oauth2 import get_oauth2_token
+from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
 from airflow_failnotify.hooks.smtp_settings import SmtpSettings
+from devtools.smtp_server import DevSmtpServer, ReceivedMessage, free_port
+from devtools.token_server import TokenServer
 from tests.fixtures.mail import (
     CLIENT_ID,
     CLIENT_SECRET,

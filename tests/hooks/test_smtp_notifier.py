@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer
 from airflow_failnotify.exceptions import MailDeliveryError
 from airflow_failnotify.notifications.smtp import FailnotifySmtpNotifier
+from devtools.smtp_server import DevSmtpServer
 from tests.fixtures.mail import DEFAULT_TO, FROM_EMAIL, pdf_bytes
 
 

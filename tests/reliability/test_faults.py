@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer
-from airflow_failnotify.devtools.token_server import TokenServer
 from airflow_failnotify.exceptions import StoreUnavailableError
 from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import Store
 from airflow_failnotify.store.engine import create_store_engine
+from devtools.smtp_server import DevSmtpServer
+from devtools.token_server import TokenServer
 from tests.fixtures.soak import Summary
 from tests.reliability.helpers import (
     delivery,

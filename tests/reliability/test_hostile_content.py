@@ -13,9 +13,9 @@ import pytest
 from pypdf import PdfReader
 
 from airflow_failnotify.core.model import EventKind
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer
 from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import EventRecord, Store
+from devtools.smtp_server import DevSmtpServer
 from tests.fixtures.soak import Summary
 from tests.reliability.helpers import (
     MAIL_HEADERS,

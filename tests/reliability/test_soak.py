@@ -34,10 +34,10 @@ from typing import Any
 import pytest
 
 from airflow_failnotify.core.model import NotificationKind, OutboxState
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer
 from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import Store
 from airflow_failnotify.store.engine import create_store_engine
+from devtools.smtp_server import DevSmtpServer
 from tests.fixtures.mail import SMTP_PASSWORD, SMTP_USER
 from tests.fixtures.soak import Summary
 from tests.reliability.helpers import NOW, all_outbox, delivery, error_rows, no_status, register, run_failed

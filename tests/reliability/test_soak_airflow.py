@@ -34,9 +34,9 @@ from sqlalchemy import select
 
 from airflow_failnotify.core.config import parse_registration
 from airflow_failnotify.core.model import EventKind, NotificationKind, OutboxState
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer
 from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import tables as t
+from devtools.smtp_server import DevSmtpServer
 from tests.fixtures.airflow_env import AirflowEnv, free_port, wait_for
 from tests.fixtures.mail import SMTP_PASSWORD, SMTP_USER
 from tests.fixtures.soak import Summary

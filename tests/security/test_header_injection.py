@@ -11,10 +11,10 @@ import pytest
 
 from airflow_failnotify.core.config import ConfigValidationError, parse_registration
 from airflow_failnotify.core.model import DirectionSettings, GlobalSettings, Registration
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer
 from airflow_failnotify.hooks.smtp_settings import validate_smtp_settings
 from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import Store
+from devtools.smtp_server import DevSmtpServer
 from tests.fixtures.soak import Summary
 from tests.reliability.helpers import (
     MAIL_HEADERS,

@@ -28,10 +28,10 @@ from pypdf import PdfReader
 from sqlalchemy import MetaData, select
 
 from airflow_failnotify.cli import main
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer
-from airflow_failnotify.devtools.token_server import TokenServer
 from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import Store, reset_stores
+from devtools.smtp_server import DevSmtpServer
+from devtools.token_server import TokenServer
 from tests.fixtures.soak import Summary
 from tests.reliability.helpers import entity_failed, failnotify_cli, no_status, register, run_failed
 
@@ -212,7 +212,8 @@ def test_no_secret_in_logs_store_emails_pdfs_cli_output_or_export(
     assert second.sent == 0 and second.errors
     marked_smtp.tokens = tokens
     # 3. A token endpoint that echoes the client secret in its error; the hook's own test button.
-    from airflow_failnotify.hooks.smtp import FailnotifySmtpHook, clear_token_cache
+    from airflow_failnotify.hooks.oauth2 import clear_token_cache
+    from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
 
     clear_token_cache()
     tokens.echo_secret = True

@@ -20,9 +20,9 @@ from pypdf import PdfReader
 
 from airflow_failnotify.core.config import parse_registration
 from airflow_failnotify.core.model import EventKind, OutboxState
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer
 from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import EventRecord, Store
+from devtools.smtp_server import DevSmtpServer
 
 NOW = datetime.now(timezone.utc)
 

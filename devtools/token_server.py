@@ -291,7 +291,7 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m airflow_failnotify.devtools.token_server --client id:secret [--port N]``."""
+    """``python -m devtools.token_server --client id:secret [--port N]``."""
     parser = argparse.ArgumentParser(description="Development OAuth 2.0 token endpoint (client credentials).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

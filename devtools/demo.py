@@ -1,7 +1,7 @@
 """``make demo``: the whole product on the embedded default (SQLite), with a local mail server.
 
-    python -m airflow_failnotify.devtools.demo            # interactive: Ctrl-C stops everything
-    python -m airflow_failnotify.devtools.demo --once     # headless: wait for one mail of each kind
+    python -m devtools.demo            # interactive: Ctrl-C stops everything
+    python -m devtools.demo --once     # headless: wait for one mail of each kind
 
 What it does, from a clean ``.demo/`` (deleted and recreated at every start, so runs are reproducible):
 
@@ -47,8 +47,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from airflow_failnotify.devtools.smtp_server import DevSmtpServer, ReceivedMessage
-from airflow_failnotify.devtools.token_server import TokenServer
+from airflow_failnotify.constants import NOTIFICATION_DAG_ID
+from devtools.smtp_server import DevSmtpServer, ReceivedMessage
+from devtools.token_server import TokenServer
 
 HOST = "127.0.0.1"
 MARKER = ".failnotify-demo"
@@ -61,7 +62,6 @@ OAUTH_CLIENT_SECRET = "demo-client-secret"  # noqa: S105
 OAUTH_SCOPE = "https://mail.failnotify.demo/.default"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 NOTIFICATION_SCHEDULE = "* * * * *"
-NOTIFICATION_DAG_ID = "failnotify_post_failure_notification"
 
 #: (kind, text in the subject that tells it), in the order a summary lists them.
 KINDS: tuple[tuple[str, str], ...] = (
@@ -130,8 +130,11 @@ def pick_port(wanted: int | None, preferred: int) -> int:
 
 
 def default_repo() -> Path:
-    """The checkout holding ``dags/examples`` and ``examples/demo.yaml`` (editable install, or cwd)."""
-    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
+    """The clone holding ``dags/examples`` and ``examples/demo.yaml``: the one around this file, or cwd.
+
+    ``devtools/`` is not installed with the package, so the demo always runs from a clone.
+    """
+    for candidate in (Path(__file__).resolve().parents[1], Path.cwd()):
         if (candidate / "examples" / "demo.yaml").is_file() and (candidate / "dags" / "examples").is_dir():
             return candidate
     raise DemoError(
@@ -165,7 +168,7 @@ def demo_running_in(home: Path) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return pid if pid != os.getpid() and b"airflow_failnotify.devtools.demo" in cmdline else None
+    return pid if pid != os.getpid() and b"devtools.demo" in cmdline else None
 
 
 @dataclass
@@ -333,7 +336,7 @@ class Demo:
             path.mkdir(parents=True, exist_ok=True)
         (self.home / MARKER).write_text(str(os.getpid()), encoding="utf-8")  # who runs in it
         (self.home / "README").write_text(
-            "made by airflow_failnotify.devtools.demo; deleted at its next start\n", encoding="utf-8"
+            "made by devtools.demo; deleted at its next start\n", encoding="utf-8"
         )
         self.passwords_file.write_text(json.dumps({UI_USER: UI_PASSWORD}), encoding="utf-8")
 
@@ -698,7 +701,7 @@ def handle_signals() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_failnotify.devtools.demo",
+        prog="python -m devtools.demo",
         description="Run airflow-failnotify with Airflow, example integrations and a local mail server.",
     )
     parser.add_argument(

@@ -17,7 +17,7 @@ Fault knobs (constructor arguments or attributes changed at run time):
 starts DATA), ``never_greet`` (accept TCP, then say nothing), and :meth:`stop` / :meth:`start`
 again on the same port.
 
-Run it alone (the demo does): ``python -m airflow_failnotify.devtools.smtp_server --port 2525
+Run it alone (the demo does): ``python -m devtools.smtp_server --port 2525
 --mail-dir ./mails --user bot@example.com:pw``; it prints one line per message.
 """
 
@@ -341,7 +341,7 @@ class DevSmtpServer:
     :param port: None picks a free port; it is kept across :meth:`stop` / :meth:`start`.
     :param users: login -> password for AUTH PLAIN / LOGIN.
     :param tokens: validates XOAUTH2 bearer tokens: an object with ``is_valid(token)`` (e.g. a
-        :class:`~airflow_failnotify.devtools.token_server.TokenServer`) or a callable; None refuses all.
+        :class:`~devtools.token_server.TokenServer`) or a callable; None refuses all.
     :param security: ``none``, ``starttls`` (STARTTLS offered and required) or ``ssl`` (implicit TLS).
     :param mail_dir: also write each message there as ``NNNNNN.eml``.
     :param require_auth: refuse MAIL FROM (530) before a successful AUTH.
@@ -609,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
 
     token_server = None
     if clients:
-        from airflow_failnotify.devtools.token_server import TokenServer
+        from devtools.token_server import TokenServer
 
         token_server = TokenServer(clients).start()
     server = DevSmtpServer(

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_failnotify.devtools import DevSmtpServer, TokenServer
-from airflow_failnotify.devtools.smtp_server import free_port
+from devtools import DevSmtpServer, TokenServer
+from devtools.smtp_server import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_token_server_checks_clients_scopes_and_shapes() -> None:
@@ -96,7 +98,7 @@ def test_smtp_server_main_prints_one_line_per_message(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "airflow_failnotify.devtools.smtp_server",
+            "devtools.smtp_server",
             "--port",
             str(port),
             "--mail-dir",
@@ -108,6 +110,7 @@ def test_smtp_server_main_prints_one_line_per_message(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=REPO_ROOT,  # devtools/ is a folder of the clone, not part of the installed package
     )
     try:
         assert proc.stdout is not None
