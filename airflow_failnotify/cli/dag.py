@@ -8,6 +8,7 @@ from pathlib import Path
 
 from airflow_failnotify.constants import NOTIFICATION_DAG_FILE as DAG_FILE
 from airflow_failnotify.constants import NOTIFICATION_DAG_FILE_NAME as DAG_FILE_NAME
+from airflow_failnotify.constants import NOTIFICATION_DAG_ID
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +33,6 @@ def _install(args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     target.write_text(DAG_FILE, encoding="utf-8")
     print(
-        f"wrote {target}; the DAG failnotify_post_failure_notification appears at the next parse (unpaused)"
+        f"wrote {target}; the DAG {NOTIFICATION_DAG_ID} appears at the next parse (unpaused)"
     )
     return 0

@@ -42,7 +42,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from airflow_failnotify.core.config import NOTIFICATION_DAG_ID
+from airflow_failnotify.constants import NOTIFICATION_DAG_ID
 from airflow_failnotify.core.model import (
     THRESHOLD_MAX,
     THRESHOLD_MIN,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from airflow_failnotify.core.config import NOTIFICATION_DAG_ID
+from airflow_failnotify.constants import NOTIFICATION_DAG_ID
 
 
 @dataclass(frozen=True)
