@@ -353,6 +353,7 @@ class DevSmtpServer:
     :param data_error_times: how many messages get ``data_error`` (None: all).
     :param drop_in_data: close the connection once the client has started sending DATA.
     :param never_greet: accept connections and never send the 220 greeting.
+    :param size_limit: the message size limit in bytes (announced as SIZE; default 50 MB).
     :param on_message: called (in the server thread) with each :class:`ReceivedMessage`.
     """
 
@@ -373,6 +374,7 @@ class DevSmtpServer:
         data_error_times: int | None = None,
         drop_in_data: bool = False,
         never_greet: bool = False,
+        size_limit: int | None = None,
         on_message: Callable[[ReceivedMessage], None] | None = None,
     ) -> None:
         if security not in SECURITY_MODES:
@@ -393,6 +395,7 @@ class DevSmtpServer:
         self.data_error_times = data_error_times
         self.drop_in_data = drop_in_data
         self.never_greet = never_greet
+        self.size_limit = size_limit
         self.on_message = on_message
         self.messages: list[ReceivedMessage] = []
         self.connection_count = 0
@@ -413,7 +416,8 @@ class DevSmtpServer:
             "auth_require_tls": False,
             "server_hostname": "failnotify-dev-smtp",
             "ident": "failnotify dev SMTP",
-            "data_size_limit": 50 * 1024 * 1024,
+            # Announced as SIZE; a bigger message is refused at MAIL FROM with 552 (RFC 1870).
+            "data_size_limit": self.size_limit or 50 * 1024 * 1024,
             "auth_exclude_mechanism": self.exclude_auth,
         }
         ssl_context: ssl.SSLContext | None = None

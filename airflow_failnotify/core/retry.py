@@ -14,6 +14,7 @@ failure is treated as its transport flagged it (``temporary``, ``server_level``)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -54,6 +55,59 @@ class Treatment:
 
     permanent: bool
     server_level: bool
+
+
+_ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+
+
+def enhanced_code(reply: str) -> str | None:
+    """The RFC 3463 enhanced status code of a reply ("5.3.4"), if it has one."""
+    found = _ENHANCED.search(reply)
+    return ".".join(found.groups()) if found else None
+
+
+def _is_size_refusal(code: int, enhanced: str | None) -> bool:
+    # RFC 1870: 552 at MAIL FROM (with SIZE) or after DATA; RFC 3463: 5.3.4 too big, 5.2.3 over a quota.
+    return code == 552 or enhanced in ("5.3.4", "5.2.3", "4.3.4")
+
+
+def classify_reply(stage: SendStage, code: int, reply: str) -> Treatment:
+    """What an SMTP refusal means, by the stage it came at and its (enhanced) code.
+
+    Message-level refusals (this mail's size, content, recipients, or a policy refusal of this
+    mail) fail or delay this mail only; server-level ones (connection, authentication, the
+    connection's sender or account) pause the server for the pass and keep every mail pending.
+    """
+    temporary = 400 <= code < 500
+    enhanced = enhanced_code(reply)
+    subject = enhanced.split(".")[1] if enhanced else None
+    if code == 421 or stage in (SendStage.CONNECT, SendStage.TOKEN, SendStage.AUTH):
+        return Treatment(permanent=False, server_level=True)
+    if stage is SendStage.MAIL:
+        about_this_mail = _is_size_refusal(code, enhanced) or subject == "6" or enhanced == "5.7.1"
+        if not about_this_mail:
+            # The connection's sender or account is refused (5.1.x, 5.7.x, 550, 553) or the server
+            # is short of resources (452): every mail of this connection would be refused alike.
+            return Treatment(permanent=False, server_level=True)
+    return Treatment(permanent=not temporary, server_level=False)
+
+
+def refusal_hint(stage: SendStage, code: int, reply: str, size_bytes: int | None) -> str:
+    """What a person can do about a message-level refusal ("" when there is nothing specific)."""
+    enhanced = enhanced_code(reply)
+    if stage in (SendStage.MAIL, SendStage.DATA) and _is_size_refusal(code, enhanced):
+        size = f"message of {max(1, round(size_bytes / 1024))} KB" if size_bytes else "the message"
+        return (
+            f"{size} exceeds the server's size limit; turn off 'Include error trace' for this "
+            "integration (the PDF is most of the mail) or raise the server's message size limit"
+        )
+    if enhanced and enhanced.split(".")[1] == "6":
+        return "the server refused the message's content"
+    if enhanced == "5.7.1":
+        return (
+            "the server's policy refused this message (check relaying and sender rights for these recipients)"
+        )
+    return ""
 
 
 @dataclass(frozen=True)

@@ -321,12 +321,16 @@ class FailnotifySmtpHook(BaseHook):
             self._last_used = time.monotonic()
             if err.smtp_code == 421:
                 self.close()
-            raise sender_error(settings, err.smtp_code, err.smtp_error, self._secrets()) from err
+            raise sender_error(
+                settings, err.smtp_code, err.smtp_error, self._secrets(), size_bytes=_size_of(msg)
+            ) from err
         except smtplib.SMTPDataError as err:
             self._last_used = time.monotonic()
             if err.smtp_code == 421:
                 self.close()
-            raise data_error(settings, err.smtp_code, err.smtp_error, self._secrets()) from err
+            raise data_error(
+                settings, err.smtp_code, err.smtp_error, self._secrets(), size_bytes=_size_of(msg)
+            ) from err
         except (smtplib.SMTPException, OSError) as err:
             self.close()
             if timer.fired:
@@ -422,3 +426,11 @@ def _deadline(smtp: smtplib.SMTP, seconds: float, state: _Timer) -> Iterator[Non
         yield
     finally:
         timer.cancel()
+
+
+def _size_of(msg: Message) -> int | None:
+    """The message's size on the wire (for a refusal's hint); None if it cannot be serialised."""
+    try:
+        return len(msg.as_bytes())
+    except Exception:
+        return None

@@ -12,6 +12,7 @@ import socket
 import ssl
 from collections.abc import Iterable, Mapping
 
+from airflow_failnotify.core.retry import SendStage, classify_reply, refusal_hint
 from airflow_failnotify.exceptions import MailDeliveryError
 from airflow_failnotify.hooks.secrets import redact
 from airflow_failnotify.hooks.smtp_settings import SmtpSettings
@@ -24,9 +25,40 @@ def reply_text(reply: bytes | str) -> str:
 
 
 def delivery_error(
-    message: str, secrets: Iterable[str], *, temporary: bool, server_level: bool = True
+    message: str,
+    secrets: Iterable[str],
+    *,
+    temporary: bool,
+    server_level: bool = True,
+    stage: SendStage | None = None,
+    code: int | None = None,
 ) -> MailDeliveryError:
-    return MailDeliveryError(redact(message, secrets), temporary=temporary, server_level=server_level)
+    return MailDeliveryError(
+        redact(message, secrets), temporary=temporary, server_level=server_level, stage=stage, code=code
+    )
+
+
+def refusal_error(
+    what: str,
+    stage: SendStage,
+    code: int,
+    reply: bytes | str,
+    secrets: Iterable[str],
+    *,
+    size_bytes: int | None = None,
+) -> MailDeliveryError:
+    """A refusal at MAIL FROM, RCPT or DATA, classified by what it means (core/retry.py)."""
+    text = reply_text(reply)
+    treatment = classify_reply(stage, code, text)
+    hint = refusal_hint(stage, code, text, size_bytes)
+    return delivery_error(
+        f"{what} ({code} {text})" + (f": {hint}" if hint else ""),
+        secrets,
+        temporary=not treatment.permanent,
+        server_level=treatment.server_level,
+        stage=stage,
+        code=code,
+    )
 
 
 def _timed_out(err: BaseException) -> bool:
@@ -89,7 +121,11 @@ def auth_error(settings: SmtpSettings, code: int, reply: bytes, secrets: Iterabl
     if code == 535:
         what = "the OAuth 2.0 token" if settings.auth_type == "oauth2" else "the credentials"
         return delivery_error(
-            f"SMTP server {address} refused {what} of {user} ({code} {text})", secrets, temporary=False
+            f"SMTP server {address} refused {what} of {user} ({code} {text})",
+            secrets,
+            temporary=False,
+            stage=SendStage.AUTH,
+            code=code,
         )
     if code in (530, 538):
         return delivery_error(
@@ -97,11 +133,15 @@ def auth_error(settings: SmtpSettings, code: int, reply: bytes, secrets: Iterabl
             "set security to starttls or ssl",
             secrets,
             temporary=False,
+            stage=SendStage.AUTH,
+            code=code,
         )
     return delivery_error(
         f"SMTP server {address} did not accept AUTH for {user} ({code} {text})",
         secrets,
         temporary=400 <= code < 500,
+        stage=SendStage.AUTH,
+        code=code,
     )
 
 
@@ -111,28 +151,42 @@ def recipients_error(
     """Every recipient was refused: this mail's problem, temporary only if every refusal was 4xx."""
     details = ", ".join(f"{addr} ({code} {reply_text(reply)})" for addr, (code, reply) in refused.items())
     temporary = bool(refused) and all(400 <= code < 500 for code, _ in refused.values())
+    codes = {code for code, _ in refused.values()}
     return delivery_error(
         f"SMTP server {settings.address} refused every recipient: {details}",
         secrets,
         temporary=temporary,
         server_level=False,
+        stage=SendStage.RCPT,
+        code=codes.pop() if len(codes) == 1 else None,
     )
 
 
 def sender_error(
-    settings: SmtpSettings, code: int, reply: bytes, secrets: Iterable[str]
+    settings: SmtpSettings, code: int, reply: bytes, secrets: Iterable[str], *, size_bytes: int | None = None
 ) -> MailDeliveryError:
-    """MAIL FROM refused: the connection's sender or the account's rights."""
+    """MAIL FROM refused: this message (size, content, policy) or the connection's sender or account."""
+    treatment = classify_reply(SendStage.MAIL, code, reply_text(reply))
+    if not treatment.server_level:
+        what = f"SMTP server {settings.address} refused the message at MAIL FROM"
+        return refusal_error(what, SendStage.MAIL, code, reply, secrets, size_bytes=size_bytes)
     return delivery_error(
         f"SMTP server {settings.address} refused the sender {settings.from_email} "
         f"({code} {reply_text(reply)}); check from_email and the account's rights",
         secrets,
         temporary=400 <= code < 500,
+        stage=SendStage.MAIL,
+        code=code,
     )
 
 
 def data_error(
-    settings: SmtpSettings, code: int, reply: bytes | str, secrets: Iterable[str]
+    settings: SmtpSettings,
+    code: int,
+    reply: bytes | str,
+    secrets: Iterable[str],
+    *,
+    size_bytes: int | None = None,
 ) -> MailDeliveryError:
     """DATA refused: 421 is the server closing (temporary, server level); else this message."""
     if code == 421:
@@ -140,10 +194,8 @@ def data_error(
             f"SMTP server {settings.address} is closing the connection ({code} {reply_text(reply)})",
             secrets,
             temporary=True,
+            stage=SendStage.DATA,
+            code=code,
         )
-    return delivery_error(
-        f"SMTP server {settings.address} refused the message ({code} {reply_text(reply)})",
-        secrets,
-        temporary=400 <= code < 500,
-        server_level=False,
-    )
+    what = f"SMTP server {settings.address} refused the message"
+    return refusal_error(what, SendStage.DATA, code, reply, secrets, size_bytes=size_bytes)
