@@ -19,12 +19,14 @@ from typing import Any
 import pytest
 
 from airflow_failnotify.core.model import EventKind
-from airflow_failnotify.listeners import capture, spool
+from airflow_failnotify.listeners import capture, spool, writing
+from airflow_failnotify.listeners.records import MAX_MESSAGE_CHARS, MAX_TRACEBACK_CHARS
+from airflow_failnotify.listeners.sink import LISTENER_TIMEOUT, reset_capture_sinks
 from airflow_failnotify.store.store import EventRecord
 from tests.fixtures.airflow_env import AirflowEnv
 
 DAG_ID = "failnotify_spool_demo"
-BOUND = capture.LISTENER_TIMEOUT + 1.0  # the listener's bound plus slack for a loaded machine
+BOUND = LISTENER_TIMEOUT + 1.0  # the listener's bound plus slack for a loaded machine
 
 
 @pytest.fixture
@@ -33,10 +35,10 @@ def store_env(airflow_env: AirflowEnv, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN", airflow_env.store_url)
     monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SPOOL_DIR", str(airflow_env.spool_dir))
     monkeypatch.setenv("AIRFLOW__FAILNOTIFY__STORE_TIMEOUT", "5")
-    capture.reset_listener_stores()
+    reset_capture_sinks()
     airflow_env.register(DAG_ID)
     yield airflow_env
-    capture.reset_listener_stores()
+    reset_capture_sinks()
 
 
 def task_instance(try_number: int = 1, *, map_index: int = -1, state: str = "failed") -> Any:
@@ -65,7 +67,7 @@ def task_events(env: AirflowEnv) -> list[Any]:
 
 
 def test_locked_store_spools_within_the_bound_and_replays_once(store_env: AirflowEnv) -> None:
-    capture.record_activity(DAG_ID)  # warm: the listener's engine exists and the schema was checked
+    writing.record_activity(DAG_ID)  # warm: the listener's engine exists and the schema was checked
     db_path = store_env.store_url.removeprefix("sqlite:///")
     holder = sqlite3.connect(db_path, isolation_level=None, timeout=1)
     holder.execute("BEGIN EXCLUSIVE")
@@ -77,17 +79,17 @@ def test_locked_store_spools_within_the_bound_and_replays_once(store_env: Airflo
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    print(f"\nlocked store: listener returned after {elapsed:.2f} s (bound {capture.LISTENER_TIMEOUT} s)")
+    print(f"\nlocked store: listener returned after {elapsed:.2f} s (bound {LISTENER_TIMEOUT} s)")
     assert elapsed < BOUND
     lines = spooled_lines(store_env.spool_dir)
     assert len(lines) == 1 and '"kind":"task_failed"' in lines[0]
     assert task_events(store_env) == []
 
-    capture.record_activity(DAG_ID)  # the next successful write replays the spool
+    writing.record_activity(DAG_ID)  # the next successful write replays the spool
     events = task_events(store_env)
     assert len(events) == 1 and events[0].not_accessible and "locked out" in events[0].error_message
     assert spooled_lines(store_env.spool_dir) == []
-    capture.record_activity(DAG_ID)
+    writing.record_activity(DAG_ID)
     assert len(task_events(store_env)) == 1
 
 
@@ -105,7 +107,7 @@ def test_unreachable_store_spools_and_replays(store_env: AirflowEnv, monkeypatch
     assert len(spooled_lines(store_env.spool_dir)) == 2  # the failure and the activity
 
     monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN", store_env.store_url)
-    capture.record_activity("some_unregistered_dag")  # any successful write on this machine replays
+    writing.record_activity("some_unregistered_dag")  # any successful write on this machine replays
     events = task_events(store_env)
     assert [(e.try_number, e.error_message) for e in events] == [(2, "ValueError: store gone")]
     assert spooled_lines(store_env.spool_dir) == []
@@ -116,7 +118,7 @@ def test_not_migrated_store_warns_once_naming_the_command(
 ) -> None:
     empty = tmp_path / "empty" / "failnotify.db"
     monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN", f"sqlite:///{empty}")
-    capture._warned.discard("not-ready")
+    writing._warned.discard("not-ready")
     with caplog.at_level(logging.WARNING, logger="airflow_failnotify"):
         for try_number in (1, 2, 3):
             capture.on_task_instance_failed(previous_state="running", task_instance=task_instance(try_number),
@@ -129,7 +131,7 @@ def test_not_migrated_store_warns_once_naming_the_command(
     assert len(spooled_lines(store_env.spool_dir)) == 3
 
     monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN", store_env.store_url)
-    capture.record_activity(DAG_ID)
+    writing.record_activity(DAG_ID)
     assert sorted(e.try_number for e in task_events(store_env)) == [1, 2, 3]
 
 
@@ -161,7 +163,7 @@ def test_torn_line_is_skipped_and_bad_file_set_aside(store_env: AirflowEnv) -> N
 
     spool._own_file_name(fresh=True)
     spool.spool([record])
-    assert spool.replay(broken, store.record_activity, transient=capture.is_transient) == 0
+    assert spool.replay(broken, store.record_activity, transient=writing.is_transient) == 0
     assert [p.suffix for p in store_env.spool_dir.iterdir()] == [".bad"]
     assert not spool.has_spooled(store_env.spool_dir)
 
@@ -171,8 +173,8 @@ def test_huge_traceback_is_capped_keeping_both_ends(store_env: AirflowEnv) -> No
     capture.on_task_instance_failed(previous_state="running", task_instance=task_instance(),
                                     error=raised(RuntimeError(message)))
     event = task_events(store_env)[0]
-    assert len(event.traceback) <= capture.MAX_TRACEBACK_CHARS + 500
-    assert len(event.error_message) <= capture.MAX_MESSAGE_CHARS + 500
+    assert len(event.traceback) <= MAX_TRACEBACK_CHARS + 500
+    assert len(event.error_message) <= MAX_MESSAGE_CHARS + 500
     assert "Traceback" in event.traceback and "TAIL-MARK" in event.traceback
     assert "characters of this traceback omitted" in event.traceback
 
