@@ -2,7 +2,8 @@
 
 Exported lazily as ``airflow_failnotify.record_entity_failure``. It finds the DAG, run, task and map
 index from the running task's context (the Task SDK's ``get_current_context()``), and records through
-the same bounded, spooling path as the listener (:mod:`airflow_failnotify.listeners.capture`).
+the same bounded, spooling path and capture sink as the listener
+(:mod:`airflow_failnotify.listeners.writing`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 
 from airflow_failnotify.core.capture import EventRecord
 from airflow_failnotify.core.model import Direction, EventKind
-from airflow_failnotify.listeners import capture
+from airflow_failnotify.listeners import writing
+from airflow_failnotify.listeners.capture import NOTIFICATION_DAG_ID
+from airflow_failnotify.listeners.records import error_fields, now
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +93,10 @@ def record_entity_failure(
 
     ti = _running_task_instance()
     dag_id: str = ti.dag_id
-    if dag_id == capture.NOTIFICATION_DAG_ID:
+    if dag_id == NOTIFICATION_DAG_ID:
         return False
 
-    answered, found = capture.lookup(dag_id)
+    answered, found = writing.lookup(dag_id)
     if answered:
         if found is None:
             log.debug("failnotify: %s is not a registered integration; entity failure not recorded", dag_id)
@@ -104,13 +107,13 @@ def record_entity_failure(
                 f"{found[1].value} direction of integration {found[0]!r}"
             )
 
-    message, trace, not_accessible = capture.error_fields(error)
+    message, trace, not_accessible = error_fields(error)
     map_index = getattr(ti, "map_index", -1)
     record = EventRecord(
         kind=EventKind.ENTITY_FAILED,
         dag_id=dag_id,
         run_id=ti.run_id,
-        occurred_at=capture.now(),
+        occurred_at=now(),
         source="entity_api",
         task_id=ti.task_id,
         map_index=-1 if map_index is None else int(map_index),
@@ -122,6 +125,6 @@ def record_entity_failure(
         error_message=message,
         traceback=trace,
     )
-    ok, recorded = capture.write(lambda store: store.record_events([record]), lambda: [record])
+    ok, recorded = writing.write(lambda sink: sink.record_events([record]), lambda: [record])
     # Spooled (ok False) counts as accepted: the replay records it if the DAG is registered.
     return bool(recorded is not None) if ok else True

@@ -24,13 +24,13 @@ PROCESSES = 4
 EVENTS_EACH = 200
 
 
-def _record(record: Any, store: Any) -> int:
-    return int(store.record_events([record]))
+def _record(record: Any, sink: Any) -> int:
+    return int(sink.record_events([record]))
 
 
 def _worker(worker: int, count: int) -> tuple[int, int, float]:
     """Record ``count`` task failures through the listener's path; (written, spooled, seconds)."""
-    from airflow_failnotify.listeners import capture
+    from airflow_failnotify.listeners import writing
     from airflow_failnotify.store.store import EventRecord
 
     written = spooled = 0
@@ -41,12 +41,12 @@ def _worker(worker: int, count: int) -> tuple[int, int, float]:
             map_index=index, entity=f"load[{index}]", occurred_at=datetime.now(timezone.utc),
             source="task", try_number=1, max_tries=0, error_message="ValueError: x", traceback="trace",
         )
-        ok, _ = capture.write(partial(_record, record), partial(list, [record]))
+        ok, _ = writing.write(partial(_record, record), partial(list, [record]))
         if ok:
             written += 1
         else:
             spooled += 1
-        capture.record_activity(DAG_ID)
+        writing.record_activity(DAG_ID)
     return written, spooled, time.monotonic() - started
 
 

@@ -42,6 +42,14 @@ def _parsed(env: AirflowEnv) -> bool:
     return row is not None
 
 
+def _recorded(env: AirflowEnv) -> bool:
+    """The run's failure is recorded, and so is the killed task (by the scheduler or reconciliation)."""
+    events = env.events(DAG_ID)
+    return any(e.kind is EventKind.RUN_FAILED for e in events) and any(
+        e.kind is EventKind.TASK_FAILED and e.task_id == "killed" for e in events
+    )
+
+
 @pytest.mark.timeout(300)
 def test_real_scheduler_records_task_failure_run_failure_and_killed_task(airflow_env: AirflowEnv) -> None:
     env = airflow_env
@@ -62,11 +70,11 @@ def test_real_scheduler_records_task_failure_run_failure_and_killed_task(airflow
         env.airflow("dags", "unpause", DAG_ID)
         env.airflow("dags", "trigger", DAG_ID, "--run-id", "manual_capture_1")
         try:
-            wait_for(lambda: any(e.kind is EventKind.RUN_FAILED for e in env.events(DAG_ID)),
-                     timeout=150, interval=1, what="RUN_FAILED recorded")
+            # The run failure and the reconciled (killed) task are two writes: wait for both.
+            wait_for(lambda: _recorded(env), timeout=150, interval=1, what="RUN_FAILED and killed recorded")
         except TimeoutError:
-            pytest.fail("run not recorded failed in time\n--- scheduler\n" + env.log_tail("scheduler")
-                        + "\n--- api-server\n" + env.log_tail("api-server"))
+            pytest.fail("run or killed task not recorded failed in time\n--- scheduler\n"
+                        + env.log_tail("scheduler") + "\n--- api-server\n" + env.log_tail("api-server"))
         events = env.events(DAG_ID)
         sources = env.event_sources()
     finally:

@@ -10,9 +10,9 @@ and build on each other. Screenshots go to test-artifacts/screenshots/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -38,6 +38,7 @@ from tests.fixtures.airflow_server import (  # noqa: E402
     screenshot,
     ui_login,
 )
+from tests.fixtures.waiting import wait_until  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -189,9 +190,8 @@ def _open_plugin(page: Page) -> FrameLocator:
 
 
 def _wait_for_mail(smtp: DevSmtpServer, count: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while len(smtp.messages) < count and time.monotonic() < deadline:
-        time.sleep(0.1)
+    with contextlib.suppress(TimeoutError):  # the assertion below says which mails did arrive
+        wait_until(lambda: len(smtp.messages) >= count, timeout=timeout, message=f"{count} mail(s)")
     assert len(smtp.messages) >= count, [m.message["Subject"] for m in smtp.messages]
 
 

@@ -85,7 +85,7 @@ def writer(
         for offset, dag_id in plan:
             delay = start + minute * minute_seconds + offset - time.time()
             if delay > 0:
-                time.sleep(delay)
+                time.sleep(delay)  # pacing the load: this event's planned moment of the minute
             events = minute_events(dag_id, minute, datetime.now(timezone.utc))
             attempts += 1
             for _try in range(3):  # the listener would spool and replay; here: retry, and count it
@@ -95,7 +95,7 @@ def writer(
                 except Exception as err:
                     errors += 1
                     error_samples.append(f"{type(err).__name__}: {str(err)[:200]}")
-                    time.sleep(1)
+                    time.sleep(1)  # back-off before the retry; the retry itself is the wait for the store
     out.write_text(
         json.dumps(
             {"recorded": recorded, "batches": attempts, "errors": errors, "samples": error_samples[:5]}
@@ -120,7 +120,7 @@ def passer(url: str, stop_file: Path, interval: float, out: Path) -> None:
             samples.append(f"{type(err).__name__}: {str(err)[:200]}")
             if len(samples) <= 2:
                 traceback.print_exc()
-        time.sleep(interval * rng.uniform(0.5, 1.5))
+        time.sleep(interval * rng.uniform(0.5, 1.5))  # pacing: one pass per interval, with jitter
     out.write_text(json.dumps({"passes": passes, "sent": sent, "failures": failures, "samples": samples[:5]}))
 
 

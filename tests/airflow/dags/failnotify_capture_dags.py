@@ -5,6 +5,7 @@
 - failnotify_capture_unregistered: fails, never registered.
 - failnotify_post_failure_notification: the notification DAG's id; fails; must record nothing.
 - failnotify_capture_scheduler: one task raising, one killed hard (SIGKILL), for the real scheduler.
+- failnotify_capture_spool: one task raising, run by `airflow dags test` with the store unreachable.
 """
 
 from __future__ import annotations
@@ -100,3 +101,12 @@ with DAG("failnotify_capture_scheduler", schedule=None, start_date=START, catchu
     boom()
     killed()
     fine()
+
+
+with DAG("failnotify_capture_spool", schedule=None, start_date=START, catchup=False):
+
+    @task
+    def load() -> None:
+        raise PermissionError("locked out of the warehouse")  # raising line: spooled by the task
+
+    load()
