@@ -186,19 +186,7 @@ class TokenServer:
     def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """Answer one POST to the token path: (status, headers, body)."""
         form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
-        client_id, client_secret, method = "", "", ""
-        authorization = headers.get("Authorization", "")
-        if authorization.lower().startswith("basic "):
-            method = "client_secret_basic"
-            try:
-                decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
-                raw_id, _, raw_secret = decoded.partition(":")
-                client_id, client_secret = unquote(raw_id), unquote(raw_secret)
-            except (ValueError, UnicodeDecodeError):
-                client_id, client_secret = "", ""
-        elif "client_id" in form or "client_secret" in form:
-            method = "client_secret_post"
-            client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
+        client_id, client_secret, method = _client_credentials(headers, form)
         scope = form.get("scope", "")
 
         fault = self.fault
@@ -328,3 +316,18 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _client_credentials(headers: Mapping[str, str], form: Mapping[str, str]) -> tuple[str, str, str]:
+    """(client id, client secret, method) from HTTP Basic or the form; empty when neither is used."""
+    authorization = headers.get("Authorization", "")
+    if authorization.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return "", "", "client_secret_basic"
+        raw_id, _, raw_secret = decoded.partition(":")
+        return unquote(raw_id), unquote(raw_secret), "client_secret_basic"
+    if "client_id" in form or "client_secret" in form:
+        return form.get("client_id", ""), form.get("client_secret", ""), "client_secret_post"
+    return "", "", ""

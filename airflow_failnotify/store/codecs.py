@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from airflow_failnotify.core.config import parse_address_list
+from airflow_failnotify.core.addresses import parse_registration_addresses
 from airflow_failnotify.core.config_export import direction_to_dict
 from airflow_failnotify.core.model import (
     Direction,
@@ -50,8 +50,8 @@ def settings_row(settings: DirectionSettings) -> dict[str, Any]:
 def settings_from_row(row: Any) -> DirectionSettings:
     return DirectionSettings(
         smtp_conn_id=row.smtp_conn_id,
-        recipients=tuple(parse_address_list(row.recipients)),
-        cc=tuple(parse_address_list(row.cc)),
+        recipients=tuple(parse_registration_addresses(row.recipients)),
+        cc=tuple(parse_registration_addresses(row.cc)),
         subject_prefix=row.subject_prefix,
         include_error_trace=bool(row.include_error_trace),
         global_=GlobalSettings(

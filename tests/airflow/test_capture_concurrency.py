@@ -30,8 +30,8 @@ def _record(record: Any, sink: Any) -> int:
 
 def _worker(worker: int, count: int) -> tuple[int, int, float]:
     """Record ``count`` task failures through the listener's path; (written, spooled, seconds)."""
+    from airflow_failnotify.core.capture import EventRecord
     from airflow_failnotify.listeners import writing
-    from airflow_failnotify.store.store import EventRecord
 
     written = spooled = 0
     started = time.monotonic()

@@ -30,11 +30,11 @@ import pytest
 from airflow.sdk import DAG
 from airflow.sdk.bases.operator import BaseOperator
 
+from airflow_failnotify.core.capture import EventRecord
 from airflow_failnotify.core.model import EventKind
 from airflow_failnotify.listeners import capture, spool, writing
 from airflow_failnotify.listeners.records import MAX_MESSAGE_CHARS, MAX_TRACEBACK_CHARS
 from airflow_failnotify.listeners.sink import LISTENER_TIMEOUT, reset_capture_sinks
-from airflow_failnotify.store.store import EventRecord
 from tests.fixtures.airflow_env import TEST_DAGS, AirflowEnv
 
 DAG_ID = "failnotify_capture_spool"  # also in tests/airflow/dags, for the `airflow dags test` cases

@@ -64,7 +64,7 @@ def test_token_server_expiry() -> None:
             timeout=5,
         ).json()["access_token"]
         assert server.is_valid(token)
-        time.sleep(0.4)
+        time.sleep(0.4)  # expiry is real time: the 0.3 s lifetime must pass
         assert not server.is_valid(token)
 
 

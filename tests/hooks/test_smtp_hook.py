@@ -331,7 +331,7 @@ def test_expired_token_is_refreshed_before_use(
         conn_id = smtp_connection(server=smtp_server, auth_type="oauth2", token_server=tokens)
         with FailnotifySmtpHook(conn_id) as hook:
             hook.send_message(make_mail(pdf=False))
-        time.sleep(1.1)
+        time.sleep(1.1)  # the token endpoint and the SMTP server check real expiry: its lifetime must pass
         with FailnotifySmtpHook(conn_id) as hook:
             hook.send_message(make_mail(pdf=False))
         assert tokens.request_count == 2

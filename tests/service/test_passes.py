@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -23,6 +22,7 @@ from airflow_failnotify.core.model import EventKind, OutboxState
 from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import EventRecord, Store
 from devtools.smtp_server import DevSmtpServer
+from tests.fixtures.waiting import wait_until
 
 NOW = datetime.now(timezone.utc)
 
@@ -236,9 +236,12 @@ def test_kill_9_during_a_pass_loses_nothing(
     store.record_events([run_failed(f"r{i:03d}", NOW + timedelta(seconds=i)) for i in range(100)])
     env = {**os.environ, "AIRFLOW__FAILNOTIFY__LEASE_SECONDS": "10"}
     proc = subprocess.Popen([sys.executable, "-c", PASS_SCRIPT, store_url], env=env)
-    deadline = time.monotonic() + 60
-    while len(smtp_server.messages) < 20 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.005)
+    wait_until(
+        lambda: len(smtp_server.messages) >= 20 or proc.poll() is not None,
+        timeout=60,
+        interval=0.005,
+        message="20 mails of the pass to be killed",
+    )
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     delivered_before = len(smtp_server.messages)
