@@ -103,7 +103,8 @@ def test_faults_injected_into_a_running_airflow(
         )
         store = env.store()
         register(store, "mail_faults", integration="fault_page")
-        register(store, "mail_faults", integration="fault_failing", **{"global": {"notify_immediately": True}})
+        immediate: dict[str, Any] = {"global": {"notify_immediately": True}}
+        register(store, "mail_faults", integration="fault_failing", **immediate)
         try:
             env.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
             env.start("dag-processor", "dag-processor")
