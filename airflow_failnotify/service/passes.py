@@ -14,7 +14,7 @@ from email.message import Message
 from typing import Any
 
 from airflow_failnotify import settings as failnotify_settings
-from airflow_failnotify.channels.email import open_email_transport
+from airflow_failnotify.channels import open_transport as open_channel_transport
 from airflow_failnotify.core import delivery, rules
 from airflow_failnotify.core.emails import RenderedEmail, render_notification, to_mime_message
 from airflow_failnotify.core.outbox import Clock, Mail, OpenTransport, SentJournal
@@ -70,7 +70,7 @@ def run_notification_pass(
     trigger: str,
     dag_status: DagStatusProvider = dag_status_from_metadata_db,
     store: Store | None = None,
-    open_transport: OpenTransport = open_email_transport,
+    open_transport: OpenTransport = open_channel_transport,
     only_ids: Sequence[int] | None = None,
     evaluate: bool = True,
     clock: Clock = utcnow,

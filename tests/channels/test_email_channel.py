@@ -88,3 +88,33 @@ def test_a_server_that_is_down_fails_on_sending(smtp_connection: MakeConn) -> No
         with pytest.raises(MailDeliveryError, match=rf"127\.0\.0\.1:{port} refused the connection") as info:
             transport.send(notification())
     assert info.value.temporary
+
+
+def test_a_connection_type_no_channel_claims_goes_through_email(
+    smtp_server: DevSmtpServer, smtp_connection: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a second channel registered, the connection's type picks it; any other type is email."""
+    from contextlib import contextmanager
+
+    from airflow_failnotify import channels
+
+    opened: list[str] = []
+
+    @contextmanager
+    def other_channel(conn_id: str):  # type: ignore[no-untyped-def]
+        opened.append(conn_id)
+        yield None
+
+    monkeypatch.setitem(channels.CHANNELS, "failnotify_other", other_channel)
+    conn_id = smtp_connection("mail_channel", server=smtp_server, auth_type="basic")
+    note = Notification(
+        subject="channel test", text="t", html="<p>t</p>", to=("ops@example.com",), cc=(), message_id="<c@t>"
+    )
+    with channels.open_transport(conn_id) as transport:
+        assert transport.send(note) == {}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OTHER_CHAN", '{"conn_type": "failnotify_other", "host": "example.invalid"}'
+    )
+    with channels.open_transport("other_chan"):
+        pass
+    assert opened == ["other_chan"] and len(smtp_server.messages) == 1
