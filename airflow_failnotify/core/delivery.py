@@ -177,7 +177,11 @@ def _pages(run: _Pass, ids: Sequence[int] | None) -> Iterator[tuple[_Page, Seque
         page = _Page(
             str(rows[0].claim_token), now + timedelta(seconds=run.policy.lease_seconds), {r.id for r in rows}
         )
-        yield page, run.refresh(rows)
+        try:
+            rows = run.refresh(rows)
+        except STORE_ERRORS as err:  # sent as written; their "sent" facts are journaled
+            run.store_failed("read the current configuration", err)
+        yield page, rows
 
 
 def _holds(run: _Pass, page: _Page, mail: Mail) -> bool:
