@@ -88,7 +88,8 @@ def test_store_not_migrated_is_bad() -> None:
 def test_oldest_pending_past_its_bound_is_bad_and_failed_mails_warn() -> None:
     old = healthy(pending=1, oldest_pending_at=NOW - timedelta(minutes=71))
     assert check(old, "outbox") is HealthStatus.BAD
-    assert check(healthy(pending=1, oldest_pending_at=NOW - timedelta(minutes=5)), "outbox") is HealthStatus.OK
+    fresh = healthy(pending=1, oldest_pending_at=NOW - timedelta(minutes=5))
+    assert check(fresh, "outbox") is HealthStatus.OK
     assert check(healthy(failed=2), "outbox") is HealthStatus.WARN
 
 
@@ -98,7 +99,8 @@ def test_spool_and_outage_reports_warn() -> None:
 
 
 def test_flagged_registrations_warn_and_are_named() -> None:
-    flag = RegistrationFlag("sync_a", "forward", "sync_a", RegistrationProblem.CONNECTION_MISSING, "gone_smtp")
+    problem = RegistrationProblem.CONNECTION_MISSING
+    flag = RegistrationFlag("sync_a", "forward", "sync_a", problem, "gone_smtp")
     report = evaluate_health(healthy(flags=(flag,)), THRESHOLDS)
     assert report.status is HealthStatus.WARN and report.status.exit_code == 1
     (problem,) = report.problems()
