@@ -12,7 +12,8 @@ Decisions (issue 14):
   unreachable for ``store_down_after`` (default 5 minutes) or not migrated, the oldest pending mail
   older than ``pending_late_after`` (default twice the interval plus 10 minutes).
 * ``warn`` is for what a person should look at but that does not (yet) stop notification: the DAG
-  paused (bad once the last pass is late), its last run failed, the store unreachable for a shorter
+  paused (bad once the last pass is late), its last run failed, it is missing before any pass ever
+  completed (a fresh install), the store unreachable for a shorter
   time, mails failed permanently, events waiting in the spool or outage reports waiting, a registered
   DAG missing or broken, a connection that does not resolve, the schedule kept from the cache.
 * A fact that could not be learned (Airflow's database unreadable, the store down) is ``None`` and
@@ -294,9 +295,12 @@ def _dag_check(facts: HealthFacts, th: Thresholds) -> Check:
     if dag is None:
         return Check("notification_dag", HealthStatus.WARN, "unknown (Airflow's database cannot be read)")
     if not dag.present:
+        # Bad once notification has worked (a pass completed): it was installed and is gone. Before
+        # the first pass (a fresh install, the first parse still to come) it is a warning.
+        status = HealthStatus.BAD if facts.last_pass_at is not None else HealthStatus.WARN
         return Check(
             "notification_dag",
-            HealthStatus.BAD,
+            status,
             "the notification DAG is not in Airflow: install it (`failnotify install-dag`)",
         )
     if dag.paused:

@@ -140,3 +140,8 @@ def test_minimal_form_has_no_names_and_detailed_form_has_them() -> None:
     detailed = report.to_dict()
     assert detailed["flags"][0]["integration"] == "secret_sync"
     assert detailed["flags"][0]["problem"] == "dag_missing"
+
+
+def test_missing_notification_dag_before_any_pass_only_warns() -> None:
+    facts = healthy(notification_dag=NotificationDagFacts(present=False), last_pass_at=None)
+    assert check(facts, "notification_dag") is HealthStatus.WARN
