@@ -174,10 +174,24 @@ def _notification_dag() -> NotificationDagFacts | None:
         return None
 
 
+_CONNECTIONS: dict[str, tuple[float, bool]] = {}
+CONNECTION_CACHE_SECONDS = 60.0
+
+
 def _connection_exists(conn_id: str) -> bool:
     from airflow_failnotify.lookups.connections import connection_exists
 
     return connection_exists(conn_id)
+
+
+def cached_connection_exists(conn_id: str) -> bool:
+    """:func:`_connection_exists`, remembered for a minute (the watchdog asks at every tick)."""
+    hit = _CONNECTIONS.get(conn_id)
+    if hit is not None and time.monotonic() - hit[0] < CONNECTION_CACHE_SECONDS:
+        return hit[1]
+    found = _connection_exists(conn_id)
+    _CONNECTIONS[conn_id] = (time.monotonic(), found)
+    return found
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -189,6 +203,7 @@ def gather_facts(
     now: datetime | None = None,
     read_airflow: bool = True,
     check_connections: bool = True,
+    connection_exists: Callable[[str], bool] | None = None,
 ) -> HealthFacts:
     now = now or datetime.now(timezone.utc)
     parsed = effective_schedule()
@@ -234,7 +249,7 @@ def gather_facts(
         dag_ids = sorted({r.dag_id_for(d) for r in registrations for d in r.directions()})
         presence = _airflow_presence(dag_ids) if read_airflow else None
         values["flags"] = registration_flags(
-            registrations, presence, _connection_exists if check_connections else None
+            registrations, presence, (connection_exists or _connection_exists) if check_connections else None
         )
     return HealthFacts(**values)
 
@@ -263,6 +278,7 @@ def cached_health_report(max_age: float = 10.0) -> HealthReport:
 def clear_cache() -> None:
     with _CACHE_LOCK:
         _CACHE.clear()
+    _CONNECTIONS.clear()
 
 
 def flags_for(integrations: Iterable[str], store: Any = None) -> dict[str, list[RegistrationFlag]]:

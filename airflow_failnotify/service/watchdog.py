@@ -113,7 +113,12 @@ class Watchdog:
         now = self._clock()
         if self._read_airflow:
             self._sync_import_errors(now)
-        report = health_service.health_report(self.store(), now=now, read_airflow=self._read_airflow)
+        report = health_service.health_report(
+            self.store(),
+            now=now,
+            read_airflow=self._read_airflow,
+            connection_exists=health_service.cached_connection_exists,
+        )
         publish_metrics(report)
         store_check = next(c for c in report.checks if c.name == "store")
         store_down = report.facts.store_error is not None
