@@ -121,6 +121,59 @@ def get_provider_info() -> dict[str, Any]:
                         "/var/spool/failnotify",
                         "",
                     ),
+                    "admin_emails": _option(
+                        "Comma-separated addresses the watchdog mails when failure notification itself "
+                        "stops working (and once more when it recovers). Empty: no watchdog mail.",
+                        "string",
+                        "airflow-admins@example.com",
+                        "",
+                    ),
+                    "admin_smtp_conn_id": _option(
+                        "The failnotify_smtp connection the watchdog mails through. The scheduler (where "
+                        "the watchdog runs) must be able to resolve it.",
+                        "string",
+                        "failnotify_admin_smtp",
+                        "",
+                    ),
+                    "watchdog_enabled": _option(
+                        "Run the watchdog thread in the scheduler (health checks, admin mails, Broken DAG "
+                        "detection, health metrics).",
+                        "boolean",
+                        "True",
+                        "True",
+                    ),
+                    "watchdog_interval": _option(
+                        "Seconds between two looks of the watchdog at the health.",
+                        "float",
+                        "30",
+                        "30",
+                    ),
+                    "watchdog_pass_late_after": _option(
+                        "Seconds without a completed notification pass after which the health is bad. "
+                        "Empty: twice the notification schedule's interval.",
+                        "float",
+                        "3600",
+                        "",
+                    ),
+                    "watchdog_store_down_after": _option(
+                        "Seconds the store may be unreachable before the health is bad.",
+                        "float",
+                        "300",
+                        "300",
+                    ),
+                    "watchdog_pending_late_after": _option(
+                        "Seconds a mail may stay pending before the health is bad. Empty: twice the "
+                        "notification schedule's interval plus 10 minutes.",
+                        "float",
+                        "4200",
+                        "",
+                    ),
+                    "watchdog_failing_runs": _option(
+                        "Consecutive failed runs of the notification DAG that make the health bad.",
+                        "integer",
+                        "2",
+                        "2",
+                    ),
                 },
             }
         },

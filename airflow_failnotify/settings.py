@@ -26,6 +26,14 @@ DEFAULTS: dict[str, str] = {
     "immediate_poll_seconds": "2",
     "base_url": "",
     "spool_dir": "",
+    "admin_emails": "",
+    "admin_smtp_conn_id": "",
+    "watchdog_enabled": "True",
+    "watchdog_interval": "30",
+    "watchdog_pass_late_after": "",
+    "watchdog_store_down_after": "300",
+    "watchdog_pending_late_after": "",
+    "watchdog_failing_runs": "2",
 }
 
 _DISTRIBUTED_EXECUTORS = ("celery", "kubernetes", "edge")
@@ -62,6 +70,15 @@ def get_float(key: str) -> float:
         return float(raw)
     except ValueError as err:
         raise ConfigurationError(f"[{SECTION}] {key} must be a number, got {raw!r}") from err
+
+
+def get_bool(key: str) -> bool:
+    return get_option(key).strip().lower() in ("1", "true", "yes", "on")
+
+
+def get_optional_float(key: str) -> float | None:
+    """A number, or None when the option is empty (its default is computed elsewhere)."""
+    return get_float(key) if get_option(key).strip() else None
 
 
 def default_store_url() -> str:

@@ -12,11 +12,12 @@ from airflow_failnotify.exceptions import ConfigurationError, StoreNotReadyError
 
 # Exit codes: 0 done, 1 the command ran and reports a failure (e.g. a test mail refused),
 # 2 it could not run (bad arguments, store missing or unreachable, bad configuration).
+# `failnotify health` maps its status onto the same codes: 0 ok, 1 warn, 2 bad.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CANNOT_RUN = 2
 
-_MODULES = ("db", "config", "mail", "run", "dag")
+_MODULES = ("db", "config", "mail", "run", "dag", "health")
 
 
 def build_parser() -> argparse.ArgumentParser:

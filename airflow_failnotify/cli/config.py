@@ -68,8 +68,13 @@ def _list(args: argparse.Namespace) -> int:
     registrations = get_store().list_registrations()
     if not registrations:
         print("no integration is registered for failure notification")
+    from airflow_failnotify.service.health import flags_for
+
+    flags = flags_for([reg.integration for reg in registrations]) if registrations else {}
     for reg in registrations:
-        print(_describe(reg))
+        problems = flags.get(reg.integration, [])
+        suffix = "".join(f" FLAGGED({f.direction}): {f.label}" for f in problems)
+        print(_describe(reg) + suffix)
     return 0
 
 

@@ -36,6 +36,8 @@ class EventRecord:
     def capture_key(self) -> str:
         if self.kind in (EventKind.RUN_FAILED, EventKind.RUN_SUCCEEDED):
             return f"{self.kind.value}|{self.dag_id}|{self.run_id}"
+        if self.kind is EventKind.DAG_IMPORT_ERROR:
+            return f"import_error|{self.dag_id}|{self.run_id}"
         if self.kind is EventKind.TASK_FAILED:
             return f"task|{self.dag_id}|{self.run_id}|{self.task_id}|{self.map_index}|{self.try_number}"
         where = f"{self.dag_id}|{self.run_id}|{self.task_id}|{self.map_index}"

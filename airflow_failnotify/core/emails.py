@@ -98,6 +98,8 @@ def what_happened(draft: NotificationDraft) -> str:
         return f"No activity for {humanize_minutes(minutes)}" if minutes else "No activity"
     if kind is NotificationKind.PROCESSING:
         return plural(len(draft.events), "entity failure")
+    if kind is NotificationKind.BROKEN_DAG:
+        return "Broken DAG"
     raise ValueError(f"unknown notification kind {kind!r}")
 
 
@@ -181,6 +183,7 @@ _HEADLINES = {
     NotificationKind.GLOBAL_THRESHOLD: "Consecutive job failures",
     NotificationKind.INACTIVITY: "No activity",
     NotificationKind.PROCESSING: "Entity failures",
+    NotificationKind.BROKEN_DAG: "Broken DAG",
 }
 
 
@@ -255,6 +258,10 @@ def render_notification(
     (``https://airflow.example.com``); without it the email has no links and says so. ``now``
     is the Date header (default: the time of rendering).
     """
+    if draft.kind is NotificationKind.BROKEN_DAG:
+        from airflow_failnotify.core.broken_dag import render_broken_dag
+
+        return render_broken_dag(draft, settings, dag_id=dag_id, base_url=base_url, now=now)
     with_pdf = (
         draft.kind is NotificationKind.PROCESSING and settings.include_error_trace and bool(draft.events)
     )

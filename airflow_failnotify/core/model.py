@@ -23,6 +23,7 @@ class NotificationKind(str, enum.Enum):
     GLOBAL_THRESHOLD = "global_threshold"
     INACTIVITY = "inactivity"
     PROCESSING = "processing"
+    BROKEN_DAG = "broken_dag"  # the DAG's file fails to import (issue 14)
 
     @property
     def is_immediate(self) -> bool:
@@ -35,6 +36,9 @@ class EventKind(str, enum.Enum):
     RUN_SUCCEEDED = "run_succeeded"  # resets the consecutive failure count
     TASK_FAILED = "task_failed"  # a task instance failed (processing failure)
     ENTITY_FAILED = "entity_failed"  # record_entity_failure() from inside a task
+    # The DAG's file failed to import (Airflow's import-error records, read by the watchdog). Not
+    # activity; run_id names the broken episode, entity the file, error_message the import error.
+    DAG_IMPORT_ERROR = "dag_import_error"
 
 
 class OutboxState(str, enum.Enum):
@@ -188,8 +192,8 @@ class DagStatus:
     """A DAG's status at evaluation time (Airflow's Task SDK). A DAG not looked up: the defaults.
 
     ``presence`` tells a DAG Airflow knows (active) from one it does not (missing: deleted or
-    never parsed) and one whose file fails to import (broken). The rules treat all three alike
-    today; the watchdog and the Broken DAG notification read it.
+    never parsed) and one whose file fails to import (broken). A broken DAG gets no inactivity
+    notification (its Broken DAG notification says why it is quiet); the health checks read all three.
     """
 
     is_paused: bool = False

@@ -30,6 +30,7 @@ Decisions where DESIGN.md leaves room (each is covered by a test in tests/core/t
   evaluation that saw that DAG linked: a backward DAG linked by a later update does not inherit
   the forward registration time. The spell start is the clock start, so any activity re-arms.
 * A backward direction re-linked to another DAG starts afresh (count, clock, pause tracking).
+* Broken DAG (issue 14, core/broken_dag.py): not activity; a broken DAG gets no inactivity mail.
 * Events whose DAG is not the registration's DAG for their direction (a stale link), whose
   integration is not registered, or that belong to the notification DAG are ignored entirely,
   including as activity.
@@ -43,9 +44,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from airflow_failnotify.constants import NOTIFICATION_DAG_ID
+from airflow_failnotify.core.broken_dag import broken_dag_drafts
 from airflow_failnotify.core.model import (
     THRESHOLD_MAX,
     THRESHOLD_MIN,
+    DagPresence,
     DagStatus,
     Direction,
     DirectionState,
@@ -198,8 +201,13 @@ def _evaluate_direction(
                 )
             )
 
-    # Inactivity.
-    activity = [state.last_activity_at, *(e.occurred_at for e in events)]
+    drafts.extend(broken_dag_drafts(integration, direction, events, now))  # one per broken episode
+
+    # Inactivity (an import error is not activity; a broken DAG gets its Broken DAG mail instead).
+    activity = [
+        state.last_activity_at,
+        *(e.occurred_at for e in events if e.kind is not EventKind.DAG_IMPORT_ERROR),
+    ]
     if status.has_running_run:
         activity.append(now)
     last_activity_at = _latest(activity)
@@ -213,7 +221,8 @@ def _evaluate_direction(
     notified_spell_start = state.notified_spell_start
     global_settings = settings.global_
     minutes = global_settings.inactivity_minutes
-    if global_settings.enabled and minutes is not None and minutes > 0 and not status.is_paused:
+    quiet_is_expected = status.is_paused or status.presence is DagPresence.BROKEN
+    if global_settings.enabled and minutes is not None and minutes > 0 and not quiet_is_expected:
         clock_starts = [registration.registered_at, last_activity_at, unpaused_seen_at]
         if direction is Direction.BACKWARD or registration.registered_at is None:
             clock_starts.append(state.tracked_since)

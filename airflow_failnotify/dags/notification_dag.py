@@ -13,7 +13,6 @@ from typing import Any
 
 from airflow_failnotify import settings
 from airflow_failnotify.constants import NOTIFICATION_DAG_ID
-from airflow_failnotify.core import schedule
 
 log = logging.getLogger(__name__)
 
@@ -21,16 +20,15 @@ IMMEDIATE_ASSET = "failnotify_failures"
 
 
 def current_schedule() -> tuple[str, str]:
-    """(cron, source): the Settings view's value, else [failnotify] notification_schedule, else default."""
-    stored = None
-    try:
-        from airflow_failnotify.store import get_store
+    """(cron, source): the Settings view's value, else [failnotify] notification_schedule, else default.
 
-        stored = get_store().get_setting(schedule.SETTING_KEY)
-    except Exception as err:  # never fail the parse because the store is away
-        log.warning("failnotify: schedule setting unreadable (%s); using the configuration", err)
-    configured = settings.get_option("notification_schedule")
-    return schedule.resolve(stored, configured)
+    When the store cannot be read, the last known schedule (cached at the previous parse) is kept,
+    never a silent fallback to the default (service/schedule.py; the health output reports it).
+    """
+    from airflow_failnotify.service.schedule import parse_time_schedule
+
+    parsed = parse_time_schedule()
+    return parsed.cron, parsed.source
 
 
 def build_notification_dag(*, with_immediate_trigger: bool = True) -> Any:

@@ -27,7 +27,7 @@ def dag_status_from_task_sdk(context: Mapping[str, Any]) -> DagStatusProvider:
             try:
                 paused = bool(ti.get_dag(dag_id).is_paused)
             except Exception as err:  # a registered DAG that does not exist (yet) or was deleted
-                log.info("failnotify: status of DAG %s unknown (%s); treated as active", dag_id, err)
+                log.info("failnotify: DAG %s not found by the Task SDK (%s): missing or broken", dag_id, err)
                 out[dag_id] = DagStatus(presence=DagPresence.MISSING)
                 continue
             try:
@@ -56,11 +56,12 @@ def dag_status_from_metadata_db(dag_ids: Sequence[str]) -> Mapping[str, DagStatu
         with create_session() as session:
             known = {
                 dag_id: (bool(is_paused), bool(broken))
-                for dag_id, is_paused, broken in session.execute(
-                    select(DagModel.dag_id, DagModel.is_paused, DagModel.has_import_errors).where(
-                        DagModel.dag_id.in_(dag_ids)
-                    )
+                for dag_id, is_paused, broken, stale in session.execute(
+                    select(
+                        DagModel.dag_id, DagModel.is_paused, DagModel.has_import_errors, DagModel.is_stale
+                    ).where(DagModel.dag_id.in_(dag_ids))
                 ).tuples()
+                if broken or not stale  # a stale DAG without an import error: its file is gone (missing)
             }
             running = dict(
                 session.execute(

@@ -29,7 +29,12 @@ class FailureNotificationOperator(_base_operator()):  # type: ignore[misc]
     def execute(self, context: Any) -> dict[str, Any]:
         events = context.get("triggering_asset_events") or {}
         trigger = "immediate" if events else "schedule"
-        summary = run_notification_pass(trigger=trigger, dag_status=dag_status_from_task_sdk(context))
+        from airflow_failnotify.service.broken_dags import with_known_broken
+        from airflow_failnotify.store import get_store
+
+        # The Task SDK answers 404 for a broken DAG as for a missing one: the watchdog's record says which.
+        dag_status = with_known_broken(dag_status_from_task_sdk(context), get_store())
+        summary = run_notification_pass(trigger=trigger, dag_status=dag_status)
         for error in summary.errors:
             self.log.warning("send failed on %s: %s", error.get("server"), error.get("reason"))
         return summary.to_dict()

@@ -27,13 +27,16 @@ INTEGRATIONS_HREF = "/pluginsv2/failnotify/"
 
 
 def _listeners() -> list[ModuleType | object]:
-    """The capture listener module, if it is installed (another part of the package provides it)."""
+    """The capture listener module, if it is installed (another part of the package provides it), and
+    the watchdog's (it starts the watchdog thread in the scheduler)."""
+    from airflow_failnotify.listeners import watchdog
+
     try:
         from airflow_failnotify.listeners import capture
     except ImportError:
-        log.debug("airflow_failnotify.listeners.capture is not available; no listener registered")
-        return []
-    return [capture]
+        log.debug("airflow_failnotify.listeners.capture is not available; no capture listener registered")
+        return [watchdog]
+    return [capture, watchdog]
 
 
 def installed_through_entry_point() -> bool:
@@ -94,12 +97,19 @@ def _flask_blueprints() -> list[Any]:
     return [bridge_blueprint]
 
 
+def _fastapi_apps() -> list[Any]:
+    from airflow_failnotify.plugins.health_api import URL_PREFIX, create_app
+
+    return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "failnotify health"}]
+
+
 class FailnotifyPlugin(AirflowPlugin):
     """Failure notification: configuration views, Error Management, settings, and failure capture."""
 
     name = PLUGIN_NAME
     appbuilder_views = _BuiltOnFirstUse(_appbuilder_views)
     flask_blueprints = _BuiltOnFirstUse(_flask_blueprints)
+    fastapi_apps = _BuiltOnFirstUse(_fastapi_apps)
     external_views: list[Any] = [
         {
             "name": MENU_CATEGORY,

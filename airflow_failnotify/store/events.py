@@ -68,7 +68,8 @@ class EventStore(StoreBase):
     def record_events(self, records: Iterable[EventRecord], *, now: datetime | None = None) -> int:
         """Record failures/outcomes of registered DAGs (others are ignored); idempotent.
 
-        Every record is activity of its integration-direction too. Returns the rows inserted.
+        Every record but an import error is activity of its integration-direction too. Returns the
+        rows inserted.
         """
         now = now or utcnow()
         inserted = 0
@@ -130,7 +131,8 @@ class EventStore(StoreBase):
                         )
                     )
                 inserted += added
-                self._touch_activity(conn, row.integration, direction, record.occurred_at)
+                if record.kind is not EventKind.DAG_IMPORT_ERROR:  # a broken file is not activity
+                    self._touch_activity(conn, row.integration, direction, record.occurred_at)
         return inserted
 
     def record_activity(self, dag_id: str, at: datetime) -> bool:

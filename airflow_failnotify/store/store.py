@@ -12,12 +12,13 @@ from airflow_failnotify.store.engine import create_store_engine
 from airflow_failnotify.store.errors import ErrorStore
 from airflow_failnotify.store.evaluation import EvaluationStore
 from airflow_failnotify.store.events import EventStore
+from airflow_failnotify.store.health import HealthStore
 from airflow_failnotify.store.outbox import OutboxStore
 from airflow_failnotify.store.registrations import RegistrationStore
 
 
-class Store(RegistrationStore, EventStore, EvaluationStore, OutboxStore, ErrorStore):
-    """Configuration, capture, evaluation's unit of work, outbox, error log and passes."""
+class Store(RegistrationStore, EventStore, EvaluationStore, OutboxStore, ErrorStore, HealthStore):
+    """Configuration, capture, evaluation's unit of work, outbox, error log, passes and health reads."""
 
 
 _STORES: dict[str, Store] = {}

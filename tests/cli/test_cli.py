@@ -150,3 +150,27 @@ def test_sqlite_store_is_refused_under_a_distributed_executor(home: Path) -> Non
     )
     assert out.returncode == 2
     assert "distributed executor" in out.stderr and "PostgreSQL" in out.stderr
+
+
+def test_health_exits_with_its_status_and_prints_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json as json_module
+
+    from airflow_failnotify.cli import main
+    from airflow_failnotify.store import get_store, reset_stores
+
+    monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN", f"sqlite:///{tmp_path / 'h.db'}")
+    monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SPOOL_DIR", str(tmp_path / "spool"))
+    reset_stores()
+    try:
+        get_store().migrate()
+        code = main(["health", "--json"])
+        report = json_module.loads(capsys.readouterr().out)
+        # No pass yet and Airflow's database unread here: not ok; the exit code is the JSON's status.
+        assert report["status"] != "ok" and code == {"ok": 0, "warn": 1, "bad": 2}[report["status"]]
+        assert {c["name"] for c in report["checks"]} >= {"store", "last_pass", "notification_dag", "outbox"}
+        assert main(["health"]) == code
+        assert capsys.readouterr().out.startswith(f"failnotify health: {report['status']}")
+    finally:
+        reset_stores()

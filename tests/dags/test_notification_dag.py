@@ -15,6 +15,7 @@ from airflow_failnotify.store import get_store, reset_stores
 @pytest.fixture
 def store_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN", f"sqlite:///{tmp_path / 'fn.db'}")
+    monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.delenv("AIRFLOW__FAILNOTIFY__NOTIFICATION_SCHEDULE", raising=False)
     reset_stores()
     get_store().migrate()
@@ -56,11 +57,26 @@ def test_an_unreachable_store_does_not_break_the_parse(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN", f"sqlite:///{tmp_path / 'never-migrated.db'}")
+    monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SPOOL_DIR", str(tmp_path / "spool"))
     reset_stores()
     try:
         assert current_schedule()[0] == schedule.DEFAULT_SCHEDULE
     finally:
         reset_stores()
+
+
+def test_an_unreadable_store_keeps_the_last_known_schedule_and_the_health_says_so(
+    store_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_failnotify.service.health import gather_facts
+
+    get_store().set_setting(schedule.SETTING_KEY, "*/5 * * * *")
+    assert current_schedule() == ("*/5 * * * *", "settings view")  # cached at this parse
+    monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN", f"sqlite:///{tmp_path / 'gone.db'}")
+    reset_stores()
+    assert current_schedule() == ("*/5 * * * *", "cache")  # not the */30 default
+    facts = gather_facts(read_airflow=False, check_connections=False)
+    assert facts.schedule.cron == "*/5 * * * *" and "could not be read" in facts.schedule.note
 
 
 def test_the_immediate_trigger_is_attached_and_serialisable(store_env: None) -> None:

@@ -22,7 +22,7 @@ def cells(chunk: str, name: str) -> list[str]:
 
 
 @pytest.fixture
-def listing(admin: Client, fn_store: Any) -> Page:
+def listing(admin: Client, fn_store: Any, mail: Any) -> Page:
     """sync_a registered forward + backward (sync_b), sync_c by bulk, the others not registered."""
     register_valid_form(fn_store)
     register_bulk(fn_store, "sync_c")
@@ -81,3 +81,21 @@ def test_a_registered_dag_shows_a_sparkline_of_its_recent_failures(
 
 def test_the_app_builds_with_the_plugin_in_seconds(views_app: Any) -> None:
     assert views_app.build_seconds < 15
+
+
+def test_a_missing_connection_and_a_dag_airflow_does_not_know_are_flagged(
+    admin: Client, fn_store: Any, mail: Any
+) -> None:
+    from airflow_failnotify.service.health import clear_cache
+
+    register_bulk(fn_store, "sync_c", smtp_conn_id="no_such_smtp")
+    register_bulk(fn_store, "sync_deleted")
+    clear_cache()
+    page = admin.get(URL)
+    assert "Registered, flagged" in row(page, "sync_c")
+    flagged = page.between('id="failnotify-flagged"', "</table>")
+    assert 'data-flag="connection_missing" data-integration="sync_c"' in flagged
+    assert 'data-flag="dag_missing" data-integration="sync_deleted"' in flagged
+    assert "DAG sync_deleted not found in Airflow" in flagged
+    banner = page.between('id="failnotify-health"', "</div>")
+    assert "registrations: 2 flagged" in banner

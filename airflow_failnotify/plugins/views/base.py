@@ -70,7 +70,22 @@ class FailnotifyBaseView(BaseView):
         """Render a page of the plugin with the tab bar's context; ``status`` for refused forms."""
         context.setdefault("nav_tab", self.nav_tab)
         context.setdefault("fn_is_admin", auth.is_admin())
+        context.setdefault("fn_health", health_banner())
         return make_response(self.render_template(template, **context), status)
+
+
+def health_banner() -> dict[str, Any] | None:
+    """The health's status and its warn/bad checks for the banner; None when all is ok (issue 14)."""
+    from airflow_failnotify.service.health import cached_health_report
+
+    try:
+        report = cached_health_report()
+    except Exception:  # the banner must never break a page
+        log.warning("failnotify views: health unknown", exc_info=True)
+        return None
+    if report.status.value == "ok":
+        return None
+    return {"status": report.status.value, "problems": report.problems()}
 
 
 def _store_problem(err: FailnotifyError) -> Response:

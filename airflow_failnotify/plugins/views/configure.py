@@ -83,11 +83,17 @@ class ConfigureView(FailnotifyBaseView):
         selected = [
             str(values.get(key) or "") for key in ("smtp_conn_id", f"{forms.BACKWARD_PREFIX}smtp_conn_id")
         ]
+        flags: list[Any] = []
+        if registration is not None:
+            from airflow_failnotify.service.health import flags_for
+
+            flags = flags_for([registration.integration]).get(registration.integration, [])
         return self.page(
             "failnotify/configure.html",
             status=status,
             dag_id=dag_id,
             registration=registration,
+            flags=flags,
             can_edit=can_edit,
             values=values,
             errors=errors or forms.FormErrors(),

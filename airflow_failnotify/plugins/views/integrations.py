@@ -8,6 +8,7 @@ from typing import Any
 
 from flask_appbuilder import expose
 
+from airflow_failnotify.core.health import RegistrationFlag, flags_by_integration
 from airflow_failnotify.core.model import Registration
 from airflow_failnotify.lookups import dag_listing
 from airflow_failnotify.plugins import auth
@@ -90,6 +91,20 @@ def _rows(dags: list[dag_listing.DagRow], editable: set[str]) -> list[Integratio
     ]
 
 
+def _flagged(readable: set[str]) -> list[RegistrationFlag]:
+    """Registrations whose DAG is missing or broken or whose connection does not resolve (issue 14).
+
+    A missing or broken DAG is not in the DAG list below, so they are listed apart; a user sees those
+    of the DAGs they may read, an admin sees all.
+    """
+    from airflow_failnotify.service.health import flags_for
+
+    names = [r.integration for r in store().list_registrations()]
+    admin = auth.is_admin()
+    flags = flags_for([n for n in names if admin or n in readable])
+    return [flag for name in sorted(flags) for flag in flags[name]]
+
+
 class IntegrationsView(FailnotifyBaseView):
     """Integrations: every DAG the user may read, whether failure notification is registered."""
 
@@ -107,9 +122,12 @@ class IntegrationsView(FailnotifyBaseView):
             page = pages
             dags, total = dag_listing.list_dags(readable, query, page, size)
         rows = _rows(dags, editable)
+        flagged = _flagged(readable)
         return self.page(
             "failnotify/integrations.html",
             rows=rows,
+            flagged=flagged,
+            flags_by_dag=flags_by_integration(flagged),
             query=query,
             page=page,
             pages=pages,
