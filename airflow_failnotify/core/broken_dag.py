@@ -21,6 +21,7 @@ from airflow_failnotify.core.model import (
     NotificationDraft,
     NotificationKind,
 )
+from airflow_failnotify.core.notification import Notification
 
 MAX_IMPORT_ERROR_CHARS = 8_000
 
@@ -51,10 +52,9 @@ def render_broken_dag(
     dag_id: str,
     base_url: str | None,
     now: datetime | None,
-) -> Any:
+) -> Notification:
     """ "Broken DAG: <integration> (<direction>)": the import error's text, its file and since when."""
     from airflow_failnotify.core import emails, text
-    from airflow_failnotify.core.notification import Notification
 
     event = draft.events[0] if draft.events else None
     error, cut = text.truncate(

@@ -117,7 +117,7 @@ def interval_of(cron: str, *, now: datetime | None = None) -> timedelta:
     start = now or datetime.now(timezone.utc)
     try:
         it = croniter(cron, start)
-        times = [it.get_next(datetime) for _ in range(6)]
+        times: list[datetime] = [it.get_next(datetime) for _ in range(6)]
     except (ValueError, KeyError):
         return timedelta(minutes=30)
     return max(b - a for a, b in itertools.pairwise(times))
