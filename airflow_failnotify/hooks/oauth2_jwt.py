@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from airflow_failnotify.exceptions import MailDeliveryError
+from airflow_failnotify.hooks.oauth2_settings import GOOGLE_TOKEN_URL, check_service_account_key
 from airflow_failnotify.hooks.secrets import mask_secret
-from airflow_failnotify.hooks.smtp_settings import GOOGLE_TOKEN_URL, SmtpSettings, check_service_account_key
+from airflow_failnotify.hooks.smtp_settings import SmtpSettings
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

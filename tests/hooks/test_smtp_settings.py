@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from airflow_failnotify.core.addresses import parse_connection_recipients as parse_recipients
+from airflow_failnotify.hooks.smtp_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_failnotify.hooks.smtp_settings import (
-    CONN_FIELDS,
-    UI_FIELD_BEHAVIOUR,
     SmtpSettings,
     SmtpSettingsError,
     parse_response_parameter,
