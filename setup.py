@@ -38,6 +38,9 @@ setup(
         "alembic>=1.13,<2",
         "reportlab>=4.0,<6",
         "requests>=2.28,<3",
+        # OAuth 2.0 signed assertions (jwt_bearer, private_key_jwt): RS256 through cryptography
+        "PyJWT[crypto]>=2.15.1,<3",
+        "cryptography>=41",
         "PyYAML>=6.0,<7",
         "Jinja2>=3.1,<4",
         "croniter>=2.0,<8",  # the Settings view shows when the job runs next

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow_failnotify import __version__
 from airflow_failnotify.constants import DEFAULT_NOTIFICATION_SCHEDULE
-from airflow_failnotify.hooks.smtp_settings import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_failnotify.hooks.smtp_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 
 
 def _option(

@@ -1,4 +1,19 @@
-"""A real OAuth 2.0 token endpoint (client-credentials grant) for tests, the demo and benchmarks.
+"""A real OAuth 2.0 token endpoint for tests, the demo and benchmarks: every grant failnotify speaks.
+
+Grants, each checked the way the real providers check it:
+
+- ``client_credentials`` with a client secret (``clients``, post or HTTP Basic), or with a certificate
+  client assertion (``certificates``: client id -> certificate PEM; Microsoft's checks, see
+  :class:`devtools.token_grants.ClientAssertionCheck`).
+- ``refresh_token`` (``refresh_tokens``: refresh token -> client id; the client's secret is
+  required, as Google requires it). ``rotate_refresh_tokens`` answers with a new refresh token and
+  revokes the used one (strict rotation): reusing it is ``invalid_grant``.
+- ``urn:ietf:params:oauth:grant-type:jwt-bearer`` of a Google service account (``service_accounts``:
+  client email -> public key PEM, ``delegations``: client email -> scopes granted by domain-wide
+  delegation, ``mailboxes``: users of the domain); see :class:`devtools.token_grants.ServiceAccountCheck`.
+
+``clock_offset`` puts the server's clock ahead (or behind) to test clock skew. ``subject_of(token)``
+says for whom a token was issued (the ``sub`` of a jwt_bearer assertion).
 
 Standard library only: ``http.server`` in a thread, bound to 127.0.0.1 on a free port.
 
@@ -28,6 +43,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from devtools.token_grants import (
+    JWT_BEARER_GRANT,
+    ClientAssertionCheck,
+    Refusal,
+    ServiceAccountCheck,
+)
+
 log = logging.getLogger(__name__)
 
 FAULTS = ("invalid_client", "server_error", "not_json", "missing_token", "slow")
@@ -44,6 +66,8 @@ class TokenRequest:
     auth_method: str
     status: int
     at: float
+    grant_type: str = "client_credentials"
+    error: str = ""
 
 
 class TokenServer:
@@ -57,6 +81,13 @@ class TokenServer:
         (``"data.token.value"`` -> ``{"data": {"token": {"value": ...}}}``).
     :param expires_key: where the lifetime goes; dotted paths nest likewise. None leaves it out.
     :param auth_methods: client authentication methods accepted (client_secret_post/_basic).
+    :param certificates: client id -> certificate PEM accepted for private_key_jwt client assertions.
+    :param refresh_tokens: refresh token -> client id it was issued to.
+    :param rotate_refresh_tokens: answer a refresh_token grant with a new refresh token, revoking the old.
+    :param service_accounts: service account email -> public key PEM (jwt_bearer).
+    :param delegations: service account email -> scopes of its domain-wide delegation.
+    :param mailboxes: users a service account may act for (``sub``); None accepts any.
+    :param clock_offset: seconds added to this server's clock (clock skew tests).
     :param fault: one of FAULTS, or None.
     :param delay: seconds the ``slow`` fault waits before answering.
     :param host: bind address; keep it 127.0.0.1.
@@ -73,6 +104,13 @@ class TokenServer:
         token_key: str = "access_token",
         expires_key: str | None = "expires_in",
         auth_methods: tuple[str, ...] = AUTH_METHODS,
+        certificates: Mapping[str, str] | None = None,
+        refresh_tokens: Mapping[str, str] | None = None,
+        rotate_refresh_tokens: bool = False,
+        service_accounts: Mapping[str, str] | None = None,
+        delegations: Mapping[str, set[str] | frozenset[str]] | None = None,
+        mailboxes: set[str] | frozenset[str] | None = None,
+        clock_offset: float = 0.0,
         fault: str | None = None,
         delay: float = 0.0,
         host: str = "127.0.0.1",
@@ -90,6 +128,14 @@ class TokenServer:
         self.token_key = token_key
         self.expires_key = expires_key
         self.auth_methods = tuple(auth_methods)
+        self.client_assertions = ClientAssertionCheck(dict(certificates or {}))
+        self.refresh_tokens: dict[str, str] = dict(refresh_tokens or {})
+        self.rotate_refresh_tokens = rotate_refresh_tokens
+        self.service_account_checks = ServiceAccountCheck(
+            dict(service_accounts or {}), dict(delegations or {}), mailboxes
+        )
+        self.clock_offset = clock_offset
+        self._subjects: dict[str, str] = {}
         self.fault = fault
         self.delay = delay
         self.host = host
@@ -157,6 +203,21 @@ class TokenServer:
     def __call__(self, token: str) -> bool:
         return self.is_valid(token)
 
+    def subject_of(self, token: str) -> str:
+        """For whom ``token`` was issued: the assertion's sub (jwt_bearer), else the client id."""
+        with self._lock:
+            return self._subjects.get(token, "")
+
+    def add_service_account(self, client_email: str, public_key_pem: str, scopes: set[str]) -> None:
+        """Know a service account (its public key) and grant it ``scopes`` by domain-wide delegation."""
+        checks = self.service_account_checks
+        checks.accounts = {**checks.accounts, client_email: public_key_pem}
+        checks.delegations = {**checks.delegations, client_email: frozenset(scopes)}
+
+    def now(self) -> float:
+        """This server's clock (real time plus ``clock_offset``)."""
+        return time.time() + self.clock_offset
+
     def revoke(self, token: str | None = None) -> None:
         """Revoke one token, or every token issued so far."""
         with self._lock:
@@ -173,9 +234,15 @@ class TokenServer:
         self.fault = None
 
     # -- request handling (called from the HTTP thread) --------------------------------------
-    def _record(self, client_id: str, scope: str, method: str, status: int) -> None:
+    def _record(
+        self, client_id: str, scope: str, method: str, status: int, grant: str = "", error: str = ""
+    ) -> None:
         with self._lock:
-            self.requests.append(TokenRequest(client_id, scope, method, status, time.time()))
+            self.requests.append(
+                TokenRequest(
+                    client_id, scope, method, status, time.time(), grant or "client_credentials", error
+                )
+            )
 
     def _issue(self) -> str:
         token = secrets.token_urlsafe(self.token_bytes)
@@ -188,48 +255,106 @@ class TokenServer:
         form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
         client_id, client_secret, method = _client_credentials(headers, form)
         scope = form.get("scope", "")
+        grant = form.get("grant_type", "")
+        refresh = ""
 
         fault = self.fault
         if fault == "slow":
             time.sleep(self.delay)
         if fault == "server_error":
-            return self._answer(client_id, scope, method, 500, {"error": "server_error"})
+            return self._answer(client_id, scope, method, 500, {"error": "server_error"}, grant=grant)
         if fault == "invalid_client":
-            return self._answer(client_id, scope, method, 401, _invalid_client())
-        if form.get("grant_type") != "client_credentials":
-            return self._answer(client_id, scope, method, 400, {"error": "unsupported_grant_type"})
+            return self._answer(client_id, scope, method, 401, _invalid_client(), grant=grant)
+        try:
+            if grant == "client_credentials":
+                client_id, method = self._client_credentials_grant(form, client_id, client_secret, method)
+                subject = client_id
+            elif grant == "refresh_token":
+                refresh = self._refresh_token_grant(form, client_id, client_secret, method)
+                subject = client_id
+            elif grant == JWT_BEARER_GRANT:
+                client_id, subject, scope = self.service_account_checks.verify(
+                    form.get("assertion", ""), url=self.url, now=self.now()
+                )
+                method = "jwt_bearer"
+            else:
+                raise Refusal(400, "unsupported_grant_type", f"grant_type {grant!r} is not supported")
+        except Refusal as refusal:
+            payload = {"error": refusal.error, "error_description": refusal.description}
+            return self._answer(client_id, scope, method, refusal.status, payload, grant=grant)
+        if fault == "not_json":
+            self._record(client_id, scope, method, 200, grant)
+            return 200, {"Content-Type": "text/html"}, b"<html><body>Sign in</body></html>"
+        payload = self._token_payload(subject)
+        if grant == "refresh_token" and self.rotate_refresh_tokens:
+            payload["refresh_token"] = self._rotate(refresh, client_id)
+        return self._answer(client_id, scope, method, 200, payload, grant=grant)
+
+    def _client_credentials_grant(
+        self, form: Mapping[str, str], client_id: str, client_secret: str, method: str
+    ) -> tuple[str, str]:
+        """(client id, auth method) of an authenticated client_credentials request, or Refusal."""
+        if "client_assertion" in form or "client_assertion_type" in form:
+            return self.client_assertions.verify(form, url=self.url, now=self.now()), "private_key_jwt"
+        self._check_secret(client_id, client_secret, method)
+        scope = form.get("scope", "")
+        if self.scopes is not None and not set(scope.split()) <= self.scopes:
+            raise Refusal(400, "invalid_scope", "the requested scope is not allowed")
+        return client_id, method
+
+    def _check_secret(self, client_id: str, client_secret: str, method: str) -> None:
         if (
             not method
             or method not in self.auth_methods
             or client_id not in self.clients
             or not secrets.compare_digest(self.clients[client_id], client_secret)
         ):
-            return self._answer(client_id, scope, method, 401, _invalid_client())
-        if self.scopes is not None and not set(scope.split()) <= self.scopes:
-            return self._answer(
-                client_id,
-                scope,
-                method,
-                400,
-                {"error": "invalid_scope", "error_description": "the requested scope is not allowed"},
-            )
-        if fault == "not_json":
-            self._record(client_id, scope, method, 200)
-            return 200, {"Content-Type": "text/html"}, b"<html><body>Sign in</body></html>"
+            raise Refusal(401, "invalid_client", "client authentication failed")
+
+    def _refresh_token_grant(
+        self, form: Mapping[str, str], client_id: str, client_secret: str, method: str
+    ) -> str:
+        """The refresh token used, after Google's checks (client secret, token issued to this client)."""
+        self._check_secret(client_id, client_secret, method)
+        refresh = form.get("refresh_token", "")
+        with self._lock:
+            owner = self.refresh_tokens.get(refresh)
+        if owner is None or owner != client_id:
+            raise Refusal(400, "invalid_grant", "Token has been expired or revoked.")
+        return refresh
+
+    def _rotate(self, used: str, client_id: str) -> str:
+        new = "rt-" + secrets.token_urlsafe(32)
+        with self._lock:
+            self.refresh_tokens.pop(used, None)
+            self.refresh_tokens[new] = client_id
+        return new
+
+    def _token_payload(self, subject: str) -> dict[str, Any]:
         payload: dict[str, Any] = {"token_type": "Bearer"}
-        if fault != "missing_token":
-            _put(payload, self.token_key, self._issue())
+        if self.fault != "missing_token":
+            token = self._issue()
+            with self._lock:
+                self._subjects[token] = subject
+            _put(payload, self.token_key, token)
         if self.expires_key:
             expires: float | int = self.expires_in
             if float(expires).is_integer():
                 expires = int(expires)
             _put(payload, self.expires_key, expires)
-        return self._answer(client_id, scope, method, 200, payload)
+        return payload
 
     def _answer(
-        self, client_id: str, scope: str, method: str, status: int, payload: dict[str, Any]
+        self,
+        client_id: str,
+        scope: str,
+        method: str,
+        status: int,
+        payload: dict[str, Any],
+        *,
+        grant: str = "",
     ) -> tuple[int, dict[str, str], bytes]:
-        self._record(client_id, scope, method, status)
+        self._record(client_id, scope, method, status, grant, str(payload.get("error") or ""))
         headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
         if status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="token"'

@@ -48,11 +48,8 @@ from airflow_failnotify.hooks.smtp_errors import (
     recipients_error,
     sender_error,
 )
-from airflow_failnotify.hooks.smtp_settings import (
-    UI_FIELD_BEHAVIOUR,
-    SmtpSettings,
-    SmtpSettingsError,
-)
+from airflow_failnotify.hooks.smtp_form import UI_FIELD_BEHAVIOUR
+from airflow_failnotify.hooks.smtp_settings import SmtpSettings, SmtpSettingsError
 
 log = logging.getLogger(__name__)
 
@@ -381,7 +378,7 @@ class FailnotifySmtpHook(BaseHook):
             from wtforms import PasswordField, StringField
         except ImportError:
             return {}
-        from airflow_failnotify.hooks.smtp_settings import CONN_FIELDS
+        from airflow_failnotify.hooks.smtp_form import CONN_FIELDS
 
         widgets: dict[str, Any] = {}
         for name, spec in CONN_FIELDS.items():

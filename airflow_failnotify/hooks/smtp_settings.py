@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_failnotify.core.addresses import is_connection_address, parse_connection_recipients
+from airflow_failnotify.hooks.extras import choice as _choice
+from airflow_failnotify.hooks.extras import is_missing as _is_missing
+from airflow_failnotify.hooks.extras import text as _text
+from airflow_failnotify.hooks.oauth2_settings import oauth2_fields
 
 SECURITY_MODES = ("none", "starttls", "ssl")
 AUTH_TYPES = ("none", "basic", "oauth2")
-TOKEN_AUTH_METHODS = ("client_secret_post", "client_secret_basic")
 DEFAULT_PORT = 25
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RESPONSE_PARAMETER: dict[str, str] = {"accessTokenKey": "access_token", "expiresInKey": "expires_in"}
@@ -31,95 +35,23 @@ EXTRA_FIELDS = (
     "security",
     "auth_type",
     "from_email",
+    "grant_type",
     "token_url",
     "client_id",
     "client_secret",
     "scope",
     "token_auth_method",
+    "private_key",
+    "certificate_thumbprint",
+    "refresh_token",
+    "service_account_key",
+    "service_account_key_path",
+    "subject",
     "response_parameter",
     "timeout",
     "to_email",
     "ca_file",
 )
-
-#: ``conn-fields`` for get_provider_info() (Airflow 3 connection form). Secrets are password fields.
-CONN_FIELDS: dict[str, dict[str, Any]] = {
-    "security": {
-        "label": "Security",
-        "schema": {"type": ["string", "null"], "enum": [*SECURITY_MODES, None]},
-        "description": "none, starttls or ssl. Empty: by port (587 starttls, 465 ssl, otherwise none).",
-    },
-    "auth_type": {
-        "label": "Authentication type",
-        "schema": {"type": ["string", "null"], "enum": [*AUTH_TYPES, None], "default": "none"},
-        "description": "none (No Auth), basic (Basic Auth: login + password) "
-        "or oauth2 (OAuth 2.0 + XOAUTH2).",
-    },
-    "from_email": {
-        "label": "Sender email",
-        "schema": {"type": ["string", "null"]},
-        "description": "Mandatory whatever the authentication type. Also the default SMTP user name.",
-    },
-    "token_url": {
-        "label": "Token URL",
-        "schema": {"type": ["string", "null"]},
-        "description": "OAuth 2.0 token endpoint (client-credentials grant).",
-    },
-    "client_id": {"label": "Client ID", "schema": {"type": ["string", "null"]}},
-    "client_secret": {
-        "label": "Client secret",
-        "schema": {"type": ["string", "null"], "format": "password"},
-    },
-    "scope": {"label": "Scope", "schema": {"type": ["string", "null"]}},
-    "token_auth_method": {
-        "label": "Token client authentication",
-        "schema": {
-            "type": ["string", "null"],
-            "enum": [*TOKEN_AUTH_METHODS, None],
-            "default": "client_secret_post",
-        },
-        "description": "client_secret_post (credentials in the form body) "
-        "or client_secret_basic (HTTP Basic).",
-    },
-    "response_parameter": {
-        "label": "Response parameter",
-        "schema": {"type": ["string", "null"], "default": json.dumps(DEFAULT_RESPONSE_PARAMETER)},
-        "description": "JSON telling where the token and its lifetime are in the token response; "
-        "dotted paths for nested responses.",
-    },
-    "timeout": {
-        "label": "Timeout (seconds)",
-        "schema": {"type": ["number", "null"], "default": DEFAULT_TIMEOUT},
-        "description": "A mail not sent within it is not sent and counts as a send failure.",
-    },
-    "to_email": {
-        "label": "Default To email",
-        "schema": {"type": ["string", "null"]},
-        "description": "Recipient(s) of a test email, comma separated.",
-    },
-    "ca_file": {
-        "label": "CA certificate file",
-        "schema": {"type": ["string", "null"]},
-        "description": "Optional PEM file of certificates to trust for STARTTLS/SSL (e.g. a private CA).",
-    },
-}
-
-#: ``ui-field-behaviour`` for get_provider_info() and FailnotifySmtpHook.get_ui_field_behaviour().
-UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "extra"],
-    "relabeling": {"host": "SMTP server host", "login": "SMTP user name (optional)", "password": "Password"},
-    "placeholders": {
-        "host": "smtp.example.com",
-        "port": "25, 587 (STARTTLS) or 465 (SSL)",
-        "login": "defaults to the sender email",
-        "password": "Basic Auth password",
-        "from_email": "airflow@example.com",
-        "token_url": "https://login.example.com/oauth2/v2.0/token",
-        "scope": "https://outlook.office365.com/.default",
-        "response_parameter": json.dumps(DEFAULT_RESPONSE_PARAMETER),
-        "to_email": "ops@example.com, oncall@example.com",
-    },
-}
 
 
 class SmtpSettingsError(ValueError):
@@ -144,11 +76,18 @@ class SmtpSettings:
     auth_type: str = "none"
     login: str = ""
     password: str = field(default="", repr=False)
+    grant_type: str = "client_credentials"
     token_url: str = ""
     client_id: str = ""
     client_secret: str = field(default="", repr=False)
     scope: str = ""
     token_auth_method: str = "client_secret_post"
+    private_key: str = field(default="", repr=False)
+    certificate_thumbprint: str = ""
+    refresh_token: str = field(default="", repr=False)
+    service_account_key: str = field(default="", repr=False)
+    service_account_key_path: str = ""
+    subject: str = ""
     access_token_key: str = "access_token"
     expires_in_key: str = "expires_in"
     timeout: float = DEFAULT_TIMEOUT
@@ -167,9 +106,22 @@ class SmtpSettings:
         return self.login or self.from_email
 
     @property
+    def oauth2_subject(self) -> str:
+        """The ``sub`` of a jwt_bearer assertion: ``subject``, else the SMTP user name."""
+        return self.subject or self.smtp_user
+
+    @property
     def secrets(self) -> tuple[str, ...]:
-        """Every secret of these settings (to mask and to redact), non-empty only."""
-        return tuple(s for s in (self.password, self.client_secret) if s)
+        """Every secret of these settings (to mask and to redact), non-empty only.
+
+        A service account key counts whole and by its private key (a message may quote either).
+        """
+        found = [self.password, self.client_secret, self.private_key, self.refresh_token]
+        if self.service_account_key:
+            found.append(self.service_account_key)
+            with suppress(ValueError, AttributeError):
+                found.append(str(json.loads(self.service_account_key).get("private_key") or ""))
+        return tuple(s for s in found if s)
 
     @classmethod
     def from_connection_fields(
@@ -241,17 +193,6 @@ def default_security_for_port(port: int) -> str:
     return {587: "starttls", 465: "ssl"}.get(port, "none")
 
 
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _text(extras: Mapping[str, Any], name: str) -> str:
-    value = extras.get(name)
-    if _is_missing(value):
-        return ""
-    return str(value).strip()
-
-
 def _extras(extra: Mapping[str, Any] | str | None) -> tuple[Mapping[str, Any], dict[str, str]]:
     """The extras as a mapping, or the error of the ``extra`` field."""
     if _is_missing(extra):
@@ -282,14 +223,6 @@ def _port(port: int | str | None, errors: dict[str, str]) -> int:
     return value
 
 
-def _choice(extras: Mapping[str, Any], name: str, allowed: tuple[str, ...], errors: dict[str, str]) -> str:
-    """A lower-cased extra that must be one of ``allowed``; empty when missing."""
-    value = _text(extras, name).lower()
-    if value and value not in allowed:
-        errors[name] = f"unknown {name} {value!r}; use one of: {', '.join(allowed)}"
-    return value
-
-
 def _from_email(extras: Mapping[str, Any], errors: dict[str, str]) -> str:
     from_email = _text(extras, "from_email")
     if not from_email:
@@ -297,17 +230,6 @@ def _from_email(extras: Mapping[str, Any], errors: dict[str, str]) -> str:
     elif not is_connection_address(from_email):
         errors["from_email"] = f"{from_email!r} is not an email address"
     return from_email
-
-
-def _check_oauth2(token_url: str, client_id: str, client_secret: str, errors: dict[str, str]) -> None:
-    if not token_url:
-        errors["token_url"] = "OAuth 2.0 needs the token URL"
-    elif not token_url.lower().startswith(("https://", "http://")):
-        errors["token_url"] = f"must be an http(s) URL, not {token_url!r}"
-    if not client_id:
-        errors["client_id"] = "OAuth 2.0 needs the client id"
-    if not client_secret:
-        errors["client_secret"] = "OAuth 2.0 needs the client secret"
 
 
 def _timeout(extras: Mapping[str, Any], errors: dict[str, str]) -> float:
@@ -365,14 +287,7 @@ def _parse(
     if auth_type == "basic" and not password_value:
         errors["password"] = "Basic Auth needs a password"
 
-    token_url = _text(extras, "token_url")
-    client_id = _text(extras, "client_id")
-    client_secret = "" if _is_missing(extras.get("client_secret")) else str(extras["client_secret"])
-    if auth_type == "oauth2":
-        _check_oauth2(token_url, client_id, client_secret, errors)
-    token_auth_method = (
-        _choice(extras, "token_auth_method", TOKEN_AUTH_METHODS, errors) or "client_secret_post"
-    )
+    oauth2 = oauth2_fields(extras, auth_type, errors)
 
     token_key, expires_key = "access_token", "expires_in"
     try:
@@ -394,11 +309,7 @@ def _parse(
             from_email=from_email,
             login=login_value,
             password=password_value,
-            token_url=token_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            scope=_text(extras, "scope"),
-            token_auth_method=token_auth_method,
+            **oauth2,
             access_token_key=token_key,
             expires_in_key=expires_key,
             timeout=timeout,

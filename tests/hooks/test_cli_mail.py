@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from airflow_failnotify.cli import mail
+from airflow_failnotify.store import Store
+from airflow_failnotify.store.engine import create_store_engine
 from devtools.smtp_server import DevSmtpServer, free_port
 from devtools.token_server import TokenServer
-from tests.fixtures.mail import DEFAULT_TO, SMTP_USER
+from tests.fixtures.mail import DEFAULT_TO, GRANTS, REFRESH_TOKEN, SMTP_USER, Grants
 
 
 def run(*argv: str) -> int:
@@ -83,3 +87,41 @@ def test_invalid_or_missing_connection_and_no_recipient(
     assert "no recipient; pass --to or set to_email" in capsys.readouterr().err
     assert run(conn_id, "--to", "not-an-address") == 2
     assert "not an email address: not-an-address" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("grant", GRANTS)
+def test_test_email_with_each_oauth2_grant(
+    grant: str, grants: Grants, smtp_connection: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with DevSmtpServer(users={}, tokens=grants.server) as server:
+        conn_id = smtp_connection(f"cli_{grant}", server=server, auth_type="oauth2", **grants.fields(grant))
+        assert run(conn_id) == 0, capsys.readouterr().err
+        (received,) = server.messages
+    assert received.auth_mechanism == "XOAUTH2" and received.auth_identity == SMTP_USER
+    assert f"test email sent through cli_{grant}" in capsys.readouterr().out
+
+
+def test_test_email_keeps_a_rotated_refresh_token_across_processes(
+    grants: Grants,
+    smtp_connection: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Strict rotation: the second process must use the token the first one got (from the store)."""
+    from cryptography.fernet import Fernet
+
+    from tests.reliability.helpers import failnotify_cli
+
+    url = f"sqlite:///{tmp_path / 'failnotify.db'}"
+    monkeypatch.setenv("AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN", url)
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
+    Store(create_store_engine(url, timeout=5)).migrate()
+    with DevSmtpServer(users={}, tokens=grants.server) as server:
+        conn_id = smtp_connection(
+            "cli_rotating", server=server, auth_type="oauth2", **grants.fields("refresh_token")
+        )
+        outs = [failnotify_cli("test-email", conn_id, env=dict(os.environ)) for _ in range(2)]
+        assert [o.returncode for o in outs] == [0, 0], [o.stderr for o in outs]
+        assert len(server.messages) == 2
+    assert [r.status for r in grants.server.requests] == [200, 200]  # the second used the rotated token
+    assert REFRESH_TOKEN not in grants.server.refresh_tokens

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from airflow_failnotify.core.addresses import parse_connection_recipients as parse_recipients
+from airflow_failnotify.hooks.smtp_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_failnotify.hooks.smtp_settings import (
-    CONN_FIELDS,
-    UI_FIELD_BEHAVIOUR,
     SmtpSettings,
     SmtpSettingsError,
     parse_response_parameter,
@@ -101,7 +100,83 @@ def test_full_oauth2_settings_and_extra_as_json_string() -> None:
         ({**OAUTH, "response_parameter": '["a"]'}, {}, "response_parameter", "JSON object"),
         ({**OAUTH, "response_parameter": '{"tokenKey": "x"}'}, {}, "response_parameter", "tokenKey"),
         ({**OAUTH, "response_parameter": '{"accessTokenKey": "a..b"}'}, {}, "response_parameter", "dotted"),
-        ({**OAUTH, "token_auth_method": "private_key_jwt"}, {}, "token_auth_method", "private_key_jwt"),
+        ({**OAUTH, "token_auth_method": "mtls"}, {}, "token_auth_method", "mtls"),
+        ({**OAUTH, "grant_type": "password"}, {}, "grant_type", "password"),
+        ({**OAUTH, "token_auth_method": "private_key_jwt"}, {}, "private_key", "private key"),
+        ({**OAUTH, "token_auth_method": "private_key_jwt", "private_key": "x"}, {}, "private_key", "PEM"),
+        ({**OAUTH, "token_auth_method": "private_key_jwt"}, {}, "certificate_thumbprint", "thumbprint"),
+        (
+            {**OAUTH, "certificate_thumbprint": "abc", "token_auth_method": "private_key_jwt"},
+            {},
+            "certificate_thumbprint",
+            "40 hex digits",
+        ),
+        ({**OAUTH, "grant_type": "refresh_token"}, {}, "refresh_token", "consent"),
+        (
+            {
+                **OAUTH,
+                "grant_type": "refresh_token",
+                "refresh_token": "r",
+                "token_auth_method": "private_key_jwt",
+            },
+            {},
+            "token_auth_method",
+            "client_credentials",
+        ),
+        (
+            {"auth_type": "oauth2", "from_email": "a@b.c", "grant_type": "jwt_bearer", "scope": "s"},
+            {},
+            "service_account_key",
+            "JSON key",
+        ),
+        (
+            {
+                "auth_type": "oauth2",
+                "from_email": "a@b.c",
+                "grant_type": "jwt_bearer",
+                "scope": "s",
+                "service_account_key": "{nope",
+            },
+            {},
+            "service_account_key",
+            "not valid JSON",
+        ),
+        (
+            {
+                "auth_type": "oauth2",
+                "from_email": "a@b.c",
+                "grant_type": "jwt_bearer",
+                "scope": "s",
+                "service_account_key": '{"type": "authorized_user"}',
+            },
+            {},
+            "service_account_key",
+            "refresh_token",
+        ),
+        (
+            {
+                "auth_type": "oauth2",
+                "from_email": "a@b.c",
+                "grant_type": "jwt_bearer",
+                "service_account_key_path": "/k.json",
+            },
+            {},
+            "scope",
+            "https://mail.google.com/",
+        ),
+        (
+            {
+                "auth_type": "oauth2",
+                "from_email": "a@b.c",
+                "grant_type": "jwt_bearer",
+                "scope": "s",
+                "service_account_key_path": "/k.json",
+                "subject": "bob",
+            },
+            {},
+            "subject",
+            "not an email",
+        ),
         ({"from_email": "a@b.c", "timeout": "soon"}, {}, "timeout", "number"),
         ({"from_email": "a@b.c", "timeout": 0}, {}, "timeout", "more than 0"),
         ({"from_email": "a@b.c", "to_email": "x, y@z.org"}, {}, "to_email", "x"),
@@ -142,6 +217,36 @@ def test_secret_never_in_error_messages() -> None:
     assert "pw-very-secret" not in text and "cs-very-secret" not in text
 
 
+def test_grants_and_their_secrets() -> None:
+    key = json.dumps({"type": "service_account", "client_email": "sa@p.iam", "private_key": "PK-very-secret"})
+    s = settings(
+        {
+            "auth_type": "oauth2",
+            "from_email": "bot@example.com",
+            "grant_type": "jwt_bearer",
+            "service_account_key": key,
+            "scope": "https://mail.google.com/",
+        },
+        login="me@example.com",
+    )
+    assert (s.grant_type, s.token_url, s.oauth2_subject) == ("jwt_bearer", "", "me@example.com")
+    assert set(s.secrets) == {key, "PK-very-secret"} and "PK-very-secret" not in repr(s)
+    hex_print = "AB:CD" + ":EF" * 18
+    c = settings(
+        {
+            **OAUTH,
+            "client_secret": "",
+            "token_auth_method": "private_key_jwt",
+            "private_key": "-----BEGIN PRIVATE KEY-----x",
+            "certificate_thumbprint": hex_print,
+        }
+    )
+    assert c.certificate_thumbprint == "abcd" + "ef" * 18 and c.secrets == ("-----BEGIN PRIVATE KEY-----x",)
+    r = settings({**OAUTH, "grant_type": "refresh_token", "refresh_token": "rt-very-secret"})
+    assert set(r.secrets) == {"s3cret-value", "rt-very-secret"} and "rt-very-secret" not in repr(r)
+    assert settings(OAUTH).grant_type == "client_credentials"
+
+
 def test_response_parameter_forms() -> None:
     assert parse_response_parameter(None) == ("access_token", "expires_in")
     assert parse_response_parameter({"accessTokenKey": "token"}) == ("token", "expires_in")
@@ -155,6 +260,8 @@ def test_parse_recipients() -> None:
 
 
 def test_provider_form_metadata() -> None:
-    assert CONN_FIELDS["client_secret"]["schema"]["format"] == "password"
+    for secret in ("client_secret", "private_key", "refresh_token", "service_account_key"):
+        assert CONN_FIELDS[secret]["schema"]["format"] == "password", secret
+    assert "https://mail.google.com/" in CONN_FIELDS["scope"]["description"]
     assert {"from_email", "token_url", "response_parameter", "timeout", "to_email"} <= set(CONN_FIELDS)
     assert "extra" in UI_FIELD_BEHAVIOUR["hidden-fields"]
