@@ -1,4 +1,5 @@
-"""The Airflow plugin of airflow-failnotify: FAB views, the auth bridge blueprint, the nav entry, listeners.
+"""The Airflow plugin of airflow-failnotify: FAB views, the auth bridge blueprint, the nav entry, listeners,
+and the FastAPI app (the ingest API, :mod:`airflow_failnotify.api.app`).
 
 Airflow loads it through the ``airflow.plugins`` entry point declared in setup.py. Deployments that
 mount a plugins folder instead use ``plugins/failnotify_plugin.py``, which exposes this class only when
@@ -94,12 +95,19 @@ def _flask_blueprints() -> list[Any]:
     return [bridge_blueprint]
 
 
+def _fastapi_apps() -> list[Any]:
+    from airflow_failnotify.api.app import fastapi_apps
+
+    return fastapi_apps()
+
+
 class FailnotifyPlugin(AirflowPlugin):
     """Failure notification: configuration views, Error Management, settings, and failure capture."""
 
     name = PLUGIN_NAME
     appbuilder_views = _BuiltOnFirstUse(_appbuilder_views)
     flask_blueprints = _BuiltOnFirstUse(_flask_blueprints)
+    fastapi_apps = _BuiltOnFirstUse(_fastapi_apps)
     external_views: list[Any] = [
         {
             "name": MENU_CATEGORY,
