@@ -46,7 +46,16 @@ setup(
         "croniter>=2.0,<8",  # the Settings view shows when the job runs next
     ],
     extras_require={
-        "postgres": ["psycopg2-binary>=2.9,<3"],
+        "postgres": ["psycopg2-binary>=2.9,<3", "asyncpg>=0.29,<1"],  # asyncpg: Airflow 3.3 on PostgreSQL
+        # CeleryExecutor with a Redis broker (the production topology in README.md). kombu below 5.7:
+        # 5.7's redis extra conflicts with the pinned packaging.
+        "celery": [
+            "apache-airflow-providers-celery>=3.10,<4",
+            "celery[redis]>=5.5,<6",
+            "kombu>=5.5,<5.7",
+            "redis>=5,<7",
+            "asyncpg>=0.29,<1",
+        ],
         "devtools": ["aiosmtpd>=1.4,<2", "cryptography>=41"],
         "test": [
             "pytest>=8,<10",

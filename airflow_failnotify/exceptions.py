@@ -58,3 +58,11 @@ class MailDeliveryError(FailnotifyError):
         self.server_level = server_level
         self.stage = stage
         self.code = code
+
+
+class CaptureUnavailableError(StoreUnavailableError):
+    """The ingest API could not take events (unreachable, not installed, or failing): they are spooled."""
+
+
+class IngestRefusedError(FailnotifyError):
+    """The ingest API refused a request: the events do not belong to the caller's own task instance."""

@@ -174,6 +174,25 @@ def get_provider_info() -> dict[str, Any]:
                         "2",
                         "2",
                     ),
+                    "capture_path": _option(
+                        "Where task processes send the failures they capture. store: straight into the "
+                        "store (needs sql_alchemy_conn and store rights on every worker). api: to the "
+                        "api-server's ingest endpoint, proving the task instance's identity through its "
+                        "own task state store (workers need no store URL). auto: api in task processes "
+                        "when Airflow runs a distributed executor (Celery, Kubernetes, Edge), store "
+                        "otherwise (one machine). Schedulers, api-servers and triggerers always use the "
+                        "store.",
+                        "string",
+                        "api",
+                        "auto",
+                    ),
+                    "ingest_url": _option(
+                        "The api-server's failnotify ingest endpoint used by the api capture path. "
+                        "Empty: the api-server of [core] execution_api_server_url, at /failnotify/ingest.",
+                        "string",
+                        "https://airflow.example.com/failnotify/ingest",
+                        "",
+                    ),
                 },
             }
         },

@@ -34,7 +34,12 @@ DEFAULTS: dict[str, str] = {
     "watchdog_store_down_after": "300",
     "watchdog_pending_late_after": "",
     "watchdog_failing_runs": "2",
+    "capture_path": "auto",
+    "ingest_url": "",
 }
+
+CAPTURE_PATHS = ("auto", "store", "api")
+INGEST_PREFIX = "/failnotify/ingest"
 
 _DISTRIBUTED_EXECUTORS = ("celery", "kubernetes", "edge")
 
@@ -94,6 +99,47 @@ def spool_dir() -> Path:
     return Path(configured) if configured else airflow_home() / "failnotify-spool"
 
 
+def capture_path() -> str:
+    """``[failnotify] capture_path``: where task processes send captured events (auto, store or api)."""
+    value = get_option("capture_path").strip().lower() or "auto"
+    if value not in CAPTURE_PATHS:
+        raise ConfigurationError(
+            f"[{SECTION}] capture_path must be one of {', '.join(CAPTURE_PATHS)}, got {value!r}"
+        )
+    return value
+
+
+def ingest_url() -> str:
+    """The api-server's ingest endpoint: ``[failnotify] ingest_url``, else next to the Execution API.
+
+    Task processes always know the Execution API's URL (their supervisor uses it), so by default the
+    ingest API is the same api-server: ``http://host:8080/execution/`` gives
+    ``http://host:8080/failnotify/ingest``.
+    """
+    own = get_option("ingest_url").strip()
+    if own:
+        return own.rstrip("/")
+    execution = execution_api_server_url()
+    base = execution.rstrip("/")
+    base = base.removesuffix("/execution")
+    return f"{base}{INGEST_PREFIX}"
+
+
+def execution_api_server_url() -> str:
+    """``[core] execution_api_server_url``, with Airflow's own default (``[api] base_url`` + /execution/)."""
+    try:
+        from airflow.configuration import conf
+    except ImportError:  # pragma: no cover
+        return "http://localhost:8080/execution/"
+    configured = conf.get("core", "execution_api_server_url", fallback=None)
+    if configured:
+        return str(configured)
+    base = str(conf.get("api", "base_url", fallback="/") or "/")
+    if base.startswith("/"):
+        base = f"http://localhost:8080{base}"
+    return f"{base.rstrip('/')}/execution/"
+
+
 def airflow_base_url() -> str | None:
     """Where links in emails point: ``[failnotify] base_url``, else Airflow's ``[api] base_url``."""
     own = get_option("base_url").strip()
@@ -118,6 +164,11 @@ def executor_name() -> str:
         return str(conf.get("core", "executor", fallback="") or "")
     except ImportError:  # pragma: no cover
         return ""
+
+
+def is_distributed_executor(executor: str | None = None) -> bool:
+    executor = executor_name() if executor is None else executor
+    return any(name in executor.lower() for name in _DISTRIBUTED_EXECUTORS)
 
 
 def check_store_fits_executor(url: str, executor: str | None = None) -> None:

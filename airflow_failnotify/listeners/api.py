@@ -95,6 +95,7 @@ def record_entity_failure(
     dag_id: str = ti.dag_id
     if dag_id == NOTIFICATION_DAG_ID:
         return False
+    writing.bind_task(ti)
 
     answered, found = writing.lookup(dag_id)
     if answered:

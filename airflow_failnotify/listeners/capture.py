@@ -58,6 +58,7 @@ def ignored(dag_id: str | None) -> bool:
 def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
     def body() -> None:
         if not ignored(task_instance.dag_id):
+            writing.bind_task(task_instance)
             writing.record_activity(task_instance.dag_id, as_utc(getattr(task_instance, "start_date", None)))
 
     _guard("on_task_instance_running", body)
@@ -67,6 +68,7 @@ def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
 def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
     def body() -> None:
         if not ignored(task_instance.dag_id):
+            writing.bind_task(task_instance)
             writing.record_activity(task_instance.dag_id, as_utc(getattr(task_instance, "end_date", None)))
 
     _guard("on_task_instance_success", body)
@@ -79,6 +81,7 @@ def on_task_instance_failed(
     def body() -> None:
         if ignored(task_instance.dag_id):
             return
+        writing.bind_task(task_instance)
         built: list[EventRecord] = []
 
         def records() -> list[EventRecord]:

@@ -25,6 +25,35 @@ KILLED_MESSAGE = (
     "The task instance ended failed without reporting an error to failnotify "
     "(killed hard, e.g. SIGKILL or out of memory, or its process died); see the task log."
 )
+UNAVAILABLE_MESSAGE = (
+    "capture unavailable on {host}: {reason}. The task's own report (error and traceback) waits in that "
+    "host's spool; fix the worker's [failnotify] ingest_url / execution API URL; see the task log."
+)
+
+
+def unavailable_note(ti: Any, session: Any) -> dict[str, Any] | None:
+    """The task's own note that capture was unavailable on its host (in its task state store)."""
+    import json
+
+    from airflow_failnotify.listeners.identity import UNAVAILABLE_KEY
+
+    try:
+        from airflow._shared.state import TaskScope
+        from airflow.state import get_state_backend
+
+        scope = TaskScope(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=map_index_of(ti))
+        raw = get_state_backend().get(scope, UNAVAILABLE_KEY, session=session)
+        note = json.loads(raw) if raw else None
+    except Exception as err:  # an Airflow without the task state store, or a broken row
+        log.debug("failnotify: no capture note for %s.%s: %s", ti.dag_id, ti.task_id, err)
+        return None
+    return note if isinstance(note, dict) else None
+
+
+def _run_session(dag_run: Any) -> Any:
+    from sqlalchemy.orm import object_session
+
+    return object_session(dag_run)
 
 
 def _failed_task_instances(dag_run: Any) -> list[Any]:
@@ -47,12 +76,26 @@ def _failed_task_instances(dag_run: Any) -> list[Any]:
         return list(dag_run.get_task_instances(state=[TaskInstanceState.FAILED], session=own))
 
 
-def reconcile_records(dag_run: Any, recorded: set[tuple[str, int]]) -> list[EventRecord]:
+def _message(ti: Any, session: Any, unavailable: list[str]) -> str:
+    note = unavailable_note(ti, session) if session is not None else None
+    if note is None:
+        return KILLED_MESSAGE
+    host = str(note.get("host") or getattr(ti, "hostname", "") or "an unknown host")
+    message = UNAVAILABLE_MESSAGE.format(host=host, reason=str(note.get("reason") or "unknown"))
+    unavailable.append(f"{ti.dag_id}.{ti.task_id} ({ti.run_id}): {message}")
+    return message
+
+
+def reconcile_records(
+    dag_run: Any, recorded: set[tuple[str, int]], unavailable: list[str] | None = None
+) -> list[EventRecord]:
     out = []
+    session = _run_session(dag_run)
+    notes: list[str] = [] if unavailable is None else unavailable
     for ti in _failed_task_instances(dag_run):
         if (ti.task_id, map_index_of(ti)) in recorded:
             continue
-        out.append(task_failure_record(None, ti, KILLED_MESSAGE, source="reconcile"))
+        out.append(task_failure_record(None, ti, _message(ti, session, notes), source="reconcile"))
     return out
 
 
@@ -65,8 +108,14 @@ def record_run_failure(dag_run: Any, msg: str | None) -> None:
         if sink.lookup_dag(dag_id) is None:
             return None
         sink.record_events([run_failed])
-        # Reconciliation: failed task instances of the run that no event recorded (killed hard).
-        missing = reconcile_records(dag_run, sink.recorded_task_failures(dag_id, dag_run.run_id))
+        # Reconciliation: failed task instances of the run that no event recorded (killed hard, or
+        # capture unavailable on their host: then an Error Management row names the host).
+        unavailable: list[str] = []
+        missing = reconcile_records(dag_run, sink.recorded_task_failures(dag_id, dag_run.run_id), unavailable)
+        store = getattr(sink, "store", None)
+        for reason in unavailable:
+            if store is not None:
+                store.log_error("capture", reason, integration=dag_id)
         return sink.record_events(missing) if missing else 0
 
     def spooled() -> list[EventRecord]:

@@ -5,6 +5,10 @@ per process, each line flushed and fsync'd before the listener returns. The next
 write on the same machine replays every spooled file and deletes it. Replaying twice is harmless:
 recording is idempotent (``EventRecord.capture_key``), and activity keeps the latest time.
 
+Lines spooled by a task process on the ingest API path (``<spool_dir>/ingest``) also carry that task's
+``identity`` (its task instance id and nonce, :mod:`airflow_failnotify.listeners.identity`): a later
+replay through the API proves them with the identity of the task that captured them, not its own.
+
 Concurrency (several processes on one machine):
 
 * A writer appends under an exclusive ``flock`` of the file and, once it holds the lock, checks that
@@ -28,9 +32,9 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -75,20 +79,25 @@ def _own_file_name(fresh: bool = False) -> str:
     return _file_name
 
 
-def _encode(item: EventRecord | SpooledActivity) -> str:
+def _encode(item: EventRecord | SpooledActivity, identity: Mapping[str, Any] | None = None) -> str:
     if isinstance(item, EventRecord):
         data: dict[str, Any] = {"event": item.to_json()}
     else:
         data = {"activity": {"dag_id": item.dag_id, "at": item.at.isoformat()}}
+    if identity is not None:
+        data["identity"] = dict(identity)
     return json.dumps(data, separators=(",", ":"), default=str) + "\n"
 
 
-def _decode(line: str) -> EventRecord | SpooledActivity:
+def _decode(line: str) -> tuple[EventRecord | SpooledActivity, str | None]:
+    """The item of one line and its identity (as canonical JSON text, to group by), if any."""
     data = json.loads(line)
+    identity = data.get("identity")
+    key = None if identity is None else json.dumps(identity, sort_keys=True)
     if "event" in data:
-        return EventRecord.from_json(data["event"])
+        return EventRecord.from_json(data["event"]), key
     activity = data["activity"]
-    return SpooledActivity(dag_id=activity["dag_id"], at=datetime.fromisoformat(activity["at"]))
+    return SpooledActivity(dag_id=activity["dag_id"], at=datetime.fromisoformat(activity["at"])), key
 
 
 def _try_lock(fd: int) -> bool:
@@ -110,12 +119,18 @@ def _same_file(fd: int, path: Path) -> bool:
     return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
 
 
-def spool(items: Iterable[EventRecord | SpooledActivity], directory: Path | None = None) -> Path:
-    """Append ``items`` to this process's spool file, durably (fsync). Returns the file written.
+def spool(
+    items: Iterable[EventRecord | SpooledActivity],
+    directory: Path | None = None,
+    *,
+    identity: Mapping[str, Any] | None = None,
+) -> Path:
+    """Append ``items`` (with ``identity`` on each line, if given) to this process's spool file, durably
+    (fsync). Returns the file written.
 
     Raises OSError when the spool directory cannot be written (the caller logs it).
     """
-    payload = "".join(_encode(item) for item in items).encode("utf-8")
+    payload = "".join(_encode(item, identity) for item in items).encode("utf-8")
     directory = spool_dir() if directory is None else directory
     directory.mkdir(parents=True, exist_ok=True)
     with _process_lock:
@@ -191,24 +206,53 @@ def _spooled_files(directory: Path) -> list[Path]:
     return [directory / name for _mtime, name in sorted(found)]
 
 
-def _read(handle: IO[str], name: str) -> tuple[list[EventRecord], dict[str, datetime]]:
-    events: list[EventRecord] = []
-    activity: dict[str, datetime] = {}
+@dataclass
+class _Group:
+    """The items of one spool file that share an identity (None: spooled by a store-path process)."""
+
+    identity: dict[str, Any] | None
+    events: list[EventRecord] = field(default_factory=list)
+    activity: dict[str, datetime] = field(default_factory=dict)
+
+
+def _read(handle: IO[str], name: str) -> list[_Group]:
+    groups: dict[str | None, _Group] = {}
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
         try:
-            item = _decode(line)
+            item, key = _decode(line)
         except (ValueError, KeyError, TypeError) as err:
             # A line cut short by a crash mid-write: nothing to recover from it.
             log.warning("failnotify: skipping unreadable line %d of spool file %s: %s", number, name, err)
             continue
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(None if key is None else json.loads(key))
         if isinstance(item, EventRecord):
-            events.append(item)
+            group.events.append(item)
         else:
-            previous = activity.get(item.dag_id)
-            activity[item.dag_id] = item.at if previous is None else max(previous, item.at)
-    return events, activity
+            previous = group.activity.get(item.dag_id)
+            group.activity[item.dag_id] = item.at if previous is None else max(previous, item.at)
+    return list(groups.values())
+
+
+Identified = Callable[[Mapping[str, Any], list[EventRecord], dict[str, datetime]], Any]
+
+
+def _record_group(
+    group: _Group,
+    record_events: Callable[[list[EventRecord]], Any],
+    record_activity: Callable[[str, datetime], Any],
+    identified: Identified | None,
+) -> None:
+    if group.identity is not None and identified is not None:
+        identified(group.identity, group.events, group.activity)
+        return
+    for start in range(0, len(group.events), REPLAY_BATCH):
+        record_events(group.events[start : start + REPLAY_BATCH])
+    for dag_id, at in group.activity.items():
+        record_activity(dag_id, at)
 
 
 def replay(
@@ -218,8 +262,13 @@ def replay(
     *,
     deadline: float | None = None,
     transient: Callable[[BaseException], bool] = lambda err: True,
+    identified: Identified | None = None,
 ) -> int:
     """Record every spooled item through the two callables, deleting each file once it is recorded.
+
+    Items spooled with an identity go to ``identified(identity, events, activity)`` when it is given
+    (the ingest API path), else through the two callables like the others (a process with store
+    rights replays them directly).
 
     When a callable raises a ``transient`` error (the store went away again) the replay stops and the
     file stays (as ``*.replaying``) for the next one; any other error sets the file aside as
@@ -236,12 +285,12 @@ def replay(
         with _claimed(path) as handle:
             if handle is None:
                 continue
-            events, activity = _read(handle, name)
+            groups = _read(handle, name)
+            events = sum(len(group.events) for group in groups)
+            activity = sum(len(group.activity) for group in groups)
             try:
-                for start in range(0, len(events), REPLAY_BATCH):
-                    record_events(events[start : start + REPLAY_BATCH])
-                for dag_id, at in activity.items():
-                    record_activity(dag_id, at)
+                for group in groups:
+                    _record_group(group, record_events, record_activity, identified)
             except Exception as err:
                 if transient(err):
                     raise
@@ -255,8 +304,6 @@ def replay(
                     str(err)[:300],
                 )
                 continue
-            total += len(events) + len(activity)
-        log.info(
-            "failnotify: replayed spool file %s (%d events, %d activity)", name, len(events), len(activity)
-        )
+            total += events + activity
+        log.info("failnotify: replayed spool file %s (%d events, %d activity)", name, events, activity)
     return total

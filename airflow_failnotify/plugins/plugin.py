@@ -1,4 +1,5 @@
-"""The Airflow plugin of airflow-failnotify: FAB views, the auth bridge blueprint, the nav entry, listeners.
+"""The Airflow plugin of airflow-failnotify: FAB views, the auth bridge blueprint, the nav entry, listeners,
+and the FastAPI app (the ingest API, :mod:`airflow_failnotify.api.app`).
 
 Airflow loads it through the ``airflow.plugins`` entry point declared in setup.py. Deployments that
 mount a plugins folder instead use ``plugins/failnotify_plugin.py``, which exposes this class only when
@@ -98,9 +99,9 @@ def _flask_blueprints() -> list[Any]:
 
 
 def _fastapi_apps() -> list[Any]:
-    from airflow_failnotify.plugins.health_api import URL_PREFIX, create_app
+    from airflow_failnotify.api.app import fastapi_apps
 
-    return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "failnotify health"}]
+    return fastapi_apps()
 
 
 class FailnotifyPlugin(AirflowPlugin):

@@ -41,6 +41,23 @@ def _dispose_after_fork() -> None:
 os.register_at_fork(after_in_child=_dispose_after_fork)
 
 
+def application_name() -> str:
+    """``failnotify <role> <pid>`` for PostgreSQL's ``pg_stat_activity`` (at most 63 bytes).
+
+    The role is "task" in a Task SDK task process (ORM blocked by its supervisor), else the Airflow
+    command (scheduler, api-server, triggerer, dag-processor, celery ...) or the program name.
+    """
+    import sys
+
+    if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") == "airflow-db-not-allowed:///":
+        role = "task"
+    else:
+        program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+        args = [a for a in sys.argv[1:3] if not a.startswith("-")]
+        role = " ".join([*args] if program == "airflow" and args else [program])
+    return f"failnotify {role} {os.getpid()}"[:63]
+
+
 def create_store_engine(url: str, *, timeout: float = 5.0) -> Engine:
     """An engine whose every wait (connect, lock, statement) is bounded by ``timeout`` seconds."""
     try:
@@ -88,6 +105,7 @@ def create_store_engine(url: str, *, timeout: float = 5.0) -> Engine:
         connect_args: dict[str, Any] = {}
         if parsed.get_driver_name() in ("psycopg2", "psycopg", ""):
             connect_args = {
+                "application_name": application_name(),
                 "connect_timeout": max(1, int(timeout)),
                 "options": (
                     f"-c lock_timeout={int(timeout * 1000)} -c statement_timeout={int(timeout * 6000)}"

@@ -1,0 +1,31 @@
+"""The one FastAPI app the plugin mounts on the api-server, at :data:`URL_PREFIX`.
+
+Airflow mounts plugin ``fastapi_apps`` on its root app WITHOUT authentication: every router here
+authenticates its own requests (the ingest API by the caller's task identity). Another router of the
+package (e.g. health) is one more ``include_router`` line here, under its own prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+URL_PREFIX = "/failnotify"
+INGEST_PREFIX = "/ingest"  # so the ingest API is at /failnotify/ingest (settings.INGEST_PREFIX)
+HEALTH_PREFIX = "/health"  # the health JSON for monitors, at /failnotify/health
+
+
+def create_app() -> Any:
+    from fastapi import FastAPI
+
+    from airflow_failnotify.api import ingest
+    from airflow_failnotify.plugins import health_api
+
+    app = FastAPI(title="airflow-failnotify", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(ingest.router, prefix=INGEST_PREFIX)
+    app.mount(HEALTH_PREFIX, health_api.create_app())
+    return app
+
+
+def fastapi_apps() -> list[dict[str, Any]]:
+    """The plugin's ``fastapi_apps`` value (built when the api-server reads it, never in tasks)."""
+    return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "failnotify"}]
