@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 
@@ -42,7 +44,9 @@ from airflow_failnotify.core.text import (
     clean_addresses,
     clean_text,
     dag_url,
+    direction_label,
     entity_label,
+    first_line,
     format_utc,
     header_safe,
     humanize_minutes,
@@ -56,15 +60,18 @@ from airflow_failnotify.core.text import (
 
 __all__ = [
     "ERROR_TRACE_FILENAME",
+    "NO_FAILED_TASK",
     "Attachment",
     "Notification",
     "RenderedEmail",
+    "list_id_for",
     "message_id_for",
     "recipients_of",
     "render_connection_test_email",
     "render_notification",
     "render_test_email",
     "subject_for",
+    "task_instance_label",
     "to_mime_message",
     "unique_message_id",
     "what_happened",
@@ -77,6 +84,11 @@ MAX_ERROR_CHARS = 2_000  # per failure in the body; the full error and trace go 
 MAX_LISTED_FAILURES = 100  # failures listed in one body; the PDF has them all
 
 MESSAGE_ID_DOMAIN = "failnotify"
+LIST_ID_FALLBACK_DOMAIN = "localhost"
+NO_FAILED_TASK = "no task failed (e.g. a run timeout or a manual mark)"
+_JOB_KINDS = (NotificationKind.GLOBAL_IMMEDIATE, NotificationKind.GLOBAL_THRESHOLD)
+_LIST_LABEL_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+_LIST_DOMAIN_UNSAFE = re.compile(r"[^a-z0-9.-]+")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,18 +126,76 @@ def _direction_value(direction: Direction | str) -> str:
     return direction.value if isinstance(direction, Direction) else Direction(direction).value
 
 
-def _subject(prefix: str, middle: str, integration: str, direction: Direction | str) -> str:
+def _subject(
+    prefix: str, middle: str, integration: str, direction: Direction | str, dag_id: str | None = None
+) -> str:
     prefix = header_safe(prefix, MAX_PREFIX_CHARS)
     name = header_safe(integration, MAX_DAG_ID_CHARS)
-    subject = f"{middle}: {name} ({_direction_value(direction)})"
+    dag = header_safe(dag_id, MAX_DAG_ID_CHARS) if dag_id else None
+    subject = f"{middle}: {direction_label(name, _direction_value(direction), dag)}"
     if prefix:
         subject = f"{prefix} {subject}"
     return header_safe(subject, MAX_SUBJECT_CHARS)
 
 
-def subject_for(draft: NotificationDraft, settings: DirectionSettings) -> str:
-    """``<prefix> <what happened>: <integration> (<direction>)``, header-safe and capped."""
-    return _subject(settings.subject_prefix, what_happened(draft), draft.integration, draft.direction)
+def _draft_dag_id(draft: NotificationDraft, dag_id: str | None) -> str | None:
+    """The DAG a draft is about: the one given, else its events' DAG (all of one direction)."""
+    if dag_id:
+        return dag_id
+    return next((e.dag_id for e in draft.events if e.dag_id), None)
+
+
+def subject_for(draft: NotificationDraft, settings: DirectionSettings, dag_id: str | None = None) -> str:
+    """``<prefix> <what happened>: <DAG> (<direction>[ of <integration>])``, header-safe and capped.
+
+    ``dag_id`` is the DAG of the draft's direction (default: its events' DAG). A forward mail reads
+    ``Job failed: sync_a (forward)``; a backward one names the backward DAG that failed and the
+    integration it belongs to: ``Not accessible: sync_b (backward of sync_a)``.
+    """
+    return _subject(
+        settings.subject_prefix,
+        what_happened(draft),
+        draft.integration,
+        draft.direction,
+        _draft_dag_id(draft, dag_id),
+    )
+
+
+def list_id_for(integration: str, base_url: str | None = None) -> str:
+    """The List-Id of an integration's mails (RFC 2919), both directions alike.
+
+    ``"failnotify: sync_a" <sync_a.failnotify.airflow.example.com>``: the integration (lower case,
+    anything but letters, digits, ``_`` and ``-`` made ``-``), ``failnotify``, and the host of the
+    Airflow UI's base URL (``localhost`` without one), so mails of several Airflow deployments stay
+    apart and people can filter on one integration.
+    """
+    label = _LIST_LABEL_UNSAFE.sub("-", integration.lower()).strip("-")[:100] or "integration"
+    base = base_url_of(base_url)
+    host = (urlsplit(base).hostname or "") if base else ""
+    domain = _LIST_DOMAIN_UNSAFE.sub("-", host.lower()).strip(".-") or LIST_ID_FALLBACK_DOMAIN
+    phrase = header_safe(integration, MAX_DAG_ID_CHARS).replace("\\", "").replace('"', "")
+    list_address = f"<{label}.{MESSAGE_ID_DOMAIN}.{domain}>"
+    if phrase and phrase.isascii():
+        return f'"failnotify: {phrase}" {list_address}'
+    return list_address
+
+
+def _references(draft: NotificationDraft) -> tuple[str, ...]:
+    """The episode's first mail, for every later mail of the episode (the first one starts the thread)."""
+    if draft.episode_key and draft.episode_key != draft.dedupe_key:
+        return (message_id_for(draft.episode_key),)
+    return ()
+
+
+def task_instance_label(event: FailureEvent) -> str:
+    """A failed task instance as mails name it: ``extract``, ``push[3]``, ``sync_entity[CUST-1003]``."""
+    task_id = event.task_id or ""
+    if event.map_index is None or event.map_index < 0:
+        return one_line(task_id or entity_label(event))
+    entity = event.entity or ""
+    if not entity or entity == f"{task_id}[{event.map_index}]":
+        return one_line(f"{task_id}[{event.map_index}]")
+    return one_line(f"{task_id}[{entity}]")
 
 
 def unique_message_id(kind: str) -> str:
@@ -184,8 +254,14 @@ _HEADLINES = {
 }
 
 
-def _summary(draft: NotificationDraft, name: str, direction: str) -> str:
-    where = f"integration {name} ({direction})"
+def _where(name: str, direction: str, dag_id: str) -> str:
+    """``integration sync_a (forward)``, or ``backward DAG sync_b of integration sync_a``."""
+    if dag_id and dag_id != name:
+        return f"{direction} DAG {dag_id} of integration {name}"
+    return f"integration {name} ({direction})"
+
+
+def _summary(draft: NotificationDraft, where: str) -> str:
     kind = draft.kind
     if kind is NotificationKind.NOT_ACCESSIBLE:
         return (
@@ -209,8 +285,44 @@ def _summary(draft: NotificationDraft, name: str, direction: str) -> str:
     return f"{plural(len(draft.events), 'entity', 'entities')} of the {where} failed."
 
 
+def _latest_tries(events: Sequence[FailureEvent]) -> list[FailureEvent]:
+    """One event per task instance (task id, map index): its latest try, in the order first seen."""
+    latest: dict[tuple[str | None, int], FailureEvent] = {}
+    for event in events:
+        key = (event.task_id, event.map_index)
+        known = latest.get(key)
+        if known is None or (event.try_number or 0) > (known.try_number or 0):
+            latest[key] = event
+    return list(latest.values())
+
+
+def _task_context(event: FailureEvent, *, dag_id: str, base_url: str | None) -> dict[str, Any]:
+    return {
+        "label": task_instance_label(event),
+        "task_id": one_line(event.task_id or ""),
+        "try": try_label(event),
+        "error": first_line(event.error_message) or "no error text recorded",
+        "log_url": task_url(
+            base_url, event.dag_id or dag_id, event.run_id, event.task_id or "", event.map_index
+        ),
+    }
+
+
+def failed_tasks_of_run(draft: NotificationDraft, dag_id: str, run_id: str) -> list[FailureEvent]:
+    """The failed task instances a job-failure draft lists for one run (latest try of each)."""
+    return _latest_tries(
+        [e for e in draft.failed_tasks if e.run_id == run_id and (e.dag_id or dag_id) == dag_id]
+    )
+
+
 def _failure_context(
-    event: FailureEvent, index: int, *, fallback_dag_id: str, base_url: str | None, full_error_in: str
+    event: FailureEvent,
+    index: int,
+    *,
+    fallback_dag_id: str,
+    base_url: str | None,
+    full_error_in: str,
+    tasks: Sequence[FailureEvent] | None = None,
 ) -> dict[str, Any]:
     dag_id = event.dag_id or fallback_dag_id
     error, cut = truncate(clean_text(event.error_message).strip(), MAX_ERROR_CHARS)
@@ -237,6 +349,10 @@ def _failure_context(
             if event.task_id and not is_run
             else None
         ),
+        # Job failures: the run's failed task instances (None: not a job failure, nothing to list).
+        "job": tasks is not None,
+        "tasks": [_task_context(t, dag_id=dag_id, base_url=base_url) for t in tasks or ()],
+        "no_task": NO_FAILED_TASK,
     }
 
 
@@ -260,6 +376,8 @@ def render_notification(
     )
     direction = _direction_value(draft.direction)
     name = one_line(draft.integration, MAX_DAG_ID_CHARS)
+    shown_dag = one_line(dag_id, MAX_DAG_ID_CHARS)
+    is_job = draft.kind in _JOB_KINDS
     full_error_in = (
         f"the full error and trace are in the attached {ERROR_TRACE_FILENAME}"
         if with_pdf
@@ -267,7 +385,14 @@ def render_notification(
     )
     listed = list(draft.events[:MAX_LISTED_FAILURES])
     failures = [
-        _failure_context(e, i, fallback_dag_id=dag_id, base_url=base_url, full_error_in=full_error_in)
+        _failure_context(
+            e,
+            i,
+            fallback_dag_id=dag_id,
+            base_url=base_url,
+            full_error_in=full_error_in,
+            tasks=failed_tasks_of_run(draft, e.dag_id or dag_id, e.run_id) if is_job else None,
+        )
         for i, e in enumerate(listed, start=1)
     ]
     last_event = draft.events[-1] if draft.events else None
@@ -281,10 +406,11 @@ def render_notification(
         "kind": draft.kind.value,
         "headline": _HEADLINES[draft.kind],
         "what": what_happened(draft),
-        "summary": _summary(draft, name, direction),
+        "summary": _summary(draft, _where(name, direction, shown_dag)),
         "integration": name,
         "direction": direction,
-        "dag_id": one_line(dag_id, MAX_DAG_ID_CHARS),
+        "about": direction_label(name, direction, shown_dag),
+        "dag_id": shown_dag,
         "when": format_utc(when),
         "detected": format_utc(draft.created_at),
         "count": len(draft.events),
@@ -310,8 +436,9 @@ def render_notification(
         pdf = build_error_trace_pdf(draft.events, integration=draft.integration, direction=draft.direction)
         attachments = (Attachment(ERROR_TRACE_FILENAME, pdf, PDF_MIME_TYPE),)
 
+    shown_tasks = [t["label"] for f in failures for t in f["tasks"]]
     return Notification(
-        subject=subject_for(draft, settings),
+        subject=subject_for(draft, settings, dag_id),
         text=text,
         html=html,
         to=clean_addresses(settings.recipients),
@@ -319,6 +446,11 @@ def render_notification(
         message_id=message_id_for(draft.dedupe_key),
         attachments=attachments,
         date=as_utc(now) if now is not None else datetime.now(timezone.utc),
+        episode_key=draft.episode_key,
+        kinds=(draft.kind.value,),
+        failed_tasks=tuple(dict.fromkeys(shown_tasks)),
+        references=_references(draft),
+        list_id=list_id_for(draft.integration, base_url),
     )
 
 
@@ -355,9 +487,10 @@ def render_test_email(
         "dag_url": dag_url(base_url, dag),
         "has_base_url": base_url_of(base_url) is not None,
     }
+    context["about"] = direction_label(context["integration"], direction_value, context["dag_id"])
     text, html = _render("test", context)
     return Notification(
-        subject=_subject(settings.subject_prefix, "Test notification", integration, direction),
+        subject=_subject(settings.subject_prefix, "Test notification", integration, direction, dag),
         text=text,
         html=html,
         to=clean_addresses(settings.recipients),
@@ -365,6 +498,8 @@ def render_test_email(
         message_id=unique_message_id("test"),
         attachments=(),
         date=moment,
+        kinds=("test",),
+        list_id=list_id_for(integration, base_url),
     )
 
 
@@ -398,6 +533,7 @@ def render_connection_test_email(
     server: str,
     host: str,
     now: datetime | None = None,
+    base_url: str | None = None,
 ) -> Notification:
     """The email ``failnotify test-email`` sends: does mail through connection ``conn_id`` arrive?
 
@@ -409,7 +545,7 @@ def render_connection_test_email(
         "conn_id": one_line(conn_id),
         "server": one_line(server),
         "host": one_line(host),
-        "when": moment.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "when": format_utc(moment),
     }
     text, html = _render("connection_test", context)
     return Notification(
@@ -420,4 +556,6 @@ def render_connection_test_email(
         cc=clean_addresses(cc),
         message_id=unique_message_id("test"),
         date=moment,
+        kinds=("test",),
+        list_id=list_id_for(f"connection-test-{conn_id}", base_url),
     )

@@ -33,6 +33,13 @@ Decisions where DESIGN.md leaves room (each is covered by a test in tests/core/t
 * Events whose DAG is not the registration's DAG for their direction (a stale link), whose
   integration is not registered, or that belong to the notification DAG are ignored entirely,
   including as activity.
+* Episodes (threads): every draft of a direction belongs to its open episode; with none open, the
+  draft opens one and its dedupe key becomes the episode key (its mail is the thread's root). A
+  successful run closes the episode unless that run had a final task or entity failure (the runs
+  with one are remembered, the latest ``MAX_FAILING_RUNS``). Within a batch, times decide: a clean
+  success before a draft's latest failure closes the episode before that draft; an inactivity draft
+  counts as happening at ``now``. Inactivity mails belong to episodes too (they are a problem
+  notified about the integration-direction).
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ _DIRECTION_ORDER = {direction: index for index, direction in enumerate(Direction
 _KIND_ORDER = {kind: index for index, kind in enumerate(NotificationKind)}
 
 StateKey = tuple[str, Direction]
+MAX_FAILING_RUNS = 200
 
 
 @dataclass(frozen=True)
@@ -236,8 +244,12 @@ def _evaluate_direction(
             )
             notified_spell_start = spell_start
 
+    drafts, episode_key, failing_runs = _assign_episode(state, drafts, events, now)
+
     new_state = replace(
         state,
+        episode_key=episode_key,
+        failing_runs=failing_runs,
         consecutive_failure_event_ids=tuple(counted_ids),
         counted_failures=tuple(counted_events[i] for i in counted_ids if i in counted_events),
         last_activity_at=last_activity_at,
@@ -246,6 +258,39 @@ def _evaluate_direction(
         unpaused_seen_at=unpaused_seen_at,
     )
     return drafts, new_state
+
+
+def _assign_episode(
+    state: DirectionState, drafts: Sequence[NotificationDraft], events: Sequence[FailureEvent], now: datetime
+) -> tuple[list[NotificationDraft], str | None, tuple[str, ...]]:
+    """The drafts with their episode key, the episode open afterwards, the runs with final failures."""
+    failing = list(state.failing_runs)
+    for event in events:
+        if event.kind in _FAILURE_KINDS and event.is_final and event.run_id not in failing:
+            failing.append(event.run_id)
+    failing = failing[-MAX_FAILING_RUNS:]
+    failing_set = set(failing)
+    clean_successes = sorted(
+        e.occurred_at for e in events if e.kind is EventKind.RUN_SUCCEEDED and e.run_id not in failing_set
+    )
+
+    def anchor(draft: NotificationDraft) -> datetime:
+        return max((e.occurred_at for e in draft.events), default=now)
+
+    episode = state.episode_key
+    closed = 0
+    assigned: list[NotificationDraft] = []
+    for draft in sorted(drafts, key=lambda d: (anchor(d), _KIND_ORDER[d.kind], d.dedupe_key)):
+        moment = anchor(draft)
+        while closed < len(clean_successes) and clean_successes[closed] < moment:
+            episode = None
+            closed += 1
+        if episode is None:
+            episode = draft.dedupe_key
+        assigned.append(replace(draft, episode_key=episode))
+    if closed < len(clean_successes):
+        episode = None
+    return assigned, episode, tuple(failing)
 
 
 def _counted_failures(

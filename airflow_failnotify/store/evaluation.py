@@ -20,6 +20,7 @@ from airflow_failnotify.core.model import (
     Direction,
     DirectionSettings,
     DirectionState,
+    EventKind,
     FailureEvent,
     NotificationDraft,
     NotificationKind,
@@ -56,6 +57,32 @@ class EvaluationUnit:
                 )
             ).scalars()
         )
+
+    def task_failures_of_runs(self, runs: Iterable[tuple[str, str]]) -> list[FailureEvent]:
+        """Every final task failure recorded for these (dag_id, run_id) runs, evaluated or not.
+
+        Read in the evaluation's transaction, so it sees what the scheduler reconciled for a failed run
+        (tasks killed hard) as soon as it was committed. Oldest first.
+        """
+        wanted = sorted(set(runs))
+        if not wanted:
+            return []
+        out: list[FailureEvent] = []
+        for dag_id in sorted({dag for dag, _ in wanted}):
+            run_ids = sorted({run for dag, run in wanted if dag == dag_id})
+            for start in range(0, len(run_ids), 500):
+                rows = self.conn.execute(
+                    select(t.event)
+                    .where(
+                        t.event.c.dag_id == dag_id,
+                        t.event.c.run_id.in_(run_ids[start : start + 500]),
+                        t.event.c.kind == EventKind.TASK_FAILED.value,
+                        t.event.c.is_final.is_(True),
+                    )
+                    .order_by(t.event.c.occurred_at, t.event.c.id)
+                )
+                out.extend(event_from_row(row) for row in rows)
+        return out
 
     def add_notification(
         self,
