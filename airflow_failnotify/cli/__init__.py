@@ -16,7 +16,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CANNOT_RUN = 2
 
-_MODULES = ("db", "config", "mail", "run", "dag")
+_MODULES = ("db", "config", "audit", "mail", "run", "dag")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,16 +14,24 @@ how it is cleaned before it reaches a template, a header or a link.
 from __future__ import annotations
 
 import functools
-import hashlib
-import re
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
 
+from airflow_failnotify.core.headers import (
+    list_id_for,
+    message_id_for,
+    references_for,
+    unique_message_id,
+)
+from airflow_failnotify.core.job_failures import (
+    NO_FAILED_TASK,
+    failed_tasks_of_run,
+    task_context,
+    task_instance_label,
+)
 from airflow_failnotify.core.mime import to_mime_message
 from airflow_failnotify.core.model import (
     Direction,
@@ -34,10 +42,16 @@ from airflow_failnotify.core.model import (
     NotificationKind,
 )
 from airflow_failnotify.core.notification import Attachment, Notification, RenderedEmail, recipients_of
+from airflow_failnotify.core.subjects import (
+    direction_value,
+    inactivity_minutes,
+    subject,
+    subject_for,
+    what_happened,
+)
 from airflow_failnotify.core.text import (
     MAX_ADDRESS_CHARS,
     MAX_DAG_ID_CHARS,
-    MAX_PREFIX_CHARS,
     MAX_SUBJECT_CHARS,
     as_utc,
     base_url_of,
@@ -46,7 +60,6 @@ from airflow_failnotify.core.text import (
     dag_url,
     direction_label,
     entity_label,
-    first_line,
     format_utc,
     header_safe,
     humanize_minutes,
@@ -83,130 +96,7 @@ PDF_MIME_TYPE = "application/pdf"
 MAX_ERROR_CHARS = 2_000  # per failure in the body; the full error and trace go in the PDF
 MAX_LISTED_FAILURES = 100  # failures listed in one body; the PDF has them all
 
-MESSAGE_ID_DOMAIN = "failnotify"
-LIST_ID_FALLBACK_DOMAIN = "localhost"
-NO_FAILED_TASK = "no task failed (e.g. a run timeout or a manual mark)"
 _JOB_KINDS = (NotificationKind.GLOBAL_IMMEDIATE, NotificationKind.GLOBAL_THRESHOLD)
-_LIST_LABEL_UNSAFE = re.compile(r"[^a-z0-9_-]+")
-_LIST_DOMAIN_UNSAFE = re.compile(r"[^a-z0-9.-]+")
-
-
-# ---------------------------------------------------------------------------------------------
-# Subject and Message-ID
-# ---------------------------------------------------------------------------------------------
-
-
-def what_happened(draft: NotificationDraft) -> str:
-    """The subject's middle part, by kind (issue 5)."""
-    kind = draft.kind
-    if kind is NotificationKind.NOT_ACCESSIBLE:
-        return "Not accessible"
-    if kind is NotificationKind.GLOBAL_IMMEDIATE:
-        return "Job failed"
-    if kind is NotificationKind.GLOBAL_THRESHOLD:
-        return f"{max(len(draft.events), 1)} consecutive job failures"
-    if kind is NotificationKind.INACTIVITY:
-        minutes = _inactivity_minutes(draft)
-        return f"No activity for {humanize_minutes(minutes)}" if minutes else "No activity"
-    if kind is NotificationKind.PROCESSING:
-        return plural(len(draft.events), "entity failure")
-    raise ValueError(f"unknown notification kind {kind!r}")
-
-
-def _inactivity_minutes(draft: NotificationDraft) -> int | None:
-    if draft.inactivity_minutes:
-        return draft.inactivity_minutes
-    if draft.quiet_since is not None:
-        seconds = (as_utc(draft.created_at) - as_utc(draft.quiet_since)).total_seconds()
-        return max(int(seconds // 60), 1)
-    return None
-
-
-def _direction_value(direction: Direction | str) -> str:
-    return direction.value if isinstance(direction, Direction) else Direction(direction).value
-
-
-def _subject(
-    prefix: str, middle: str, integration: str, direction: Direction | str, dag_id: str | None = None
-) -> str:
-    prefix = header_safe(prefix, MAX_PREFIX_CHARS)
-    name = header_safe(integration, MAX_DAG_ID_CHARS)
-    dag = header_safe(dag_id, MAX_DAG_ID_CHARS) if dag_id else None
-    subject = f"{middle}: {direction_label(name, _direction_value(direction), dag)}"
-    if prefix:
-        subject = f"{prefix} {subject}"
-    return header_safe(subject, MAX_SUBJECT_CHARS)
-
-
-def _draft_dag_id(draft: NotificationDraft, dag_id: str | None) -> str | None:
-    """The DAG a draft is about: the one given, else its events' DAG (all of one direction)."""
-    if dag_id:
-        return dag_id
-    return next((e.dag_id for e in draft.events if e.dag_id), None)
-
-
-def subject_for(draft: NotificationDraft, settings: DirectionSettings, dag_id: str | None = None) -> str:
-    """``<prefix> <what happened>: <DAG> (<direction>[ of <integration>])``, header-safe and capped.
-
-    ``dag_id`` is the DAG of the draft's direction (default: its events' DAG). A forward mail reads
-    ``Job failed: sync_a (forward)``; a backward one names the backward DAG that failed and the
-    integration it belongs to: ``Not accessible: sync_b (backward of sync_a)``.
-    """
-    return _subject(
-        settings.subject_prefix,
-        what_happened(draft),
-        draft.integration,
-        draft.direction,
-        _draft_dag_id(draft, dag_id),
-    )
-
-
-def list_id_for(integration: str, base_url: str | None = None) -> str:
-    """The List-Id of an integration's mails (RFC 2919), both directions alike.
-
-    ``"failnotify: sync_a" <sync_a.failnotify.airflow.example.com>``: the integration (lower case,
-    anything but letters, digits, ``_`` and ``-`` made ``-``), ``failnotify``, and the host of the
-    Airflow UI's base URL (``localhost`` without one), so mails of several Airflow deployments stay
-    apart and people can filter on one integration.
-    """
-    label = _LIST_LABEL_UNSAFE.sub("-", integration.lower()).strip("-")[:100] or "integration"
-    base = base_url_of(base_url)
-    host = (urlsplit(base).hostname or "") if base else ""
-    domain = _LIST_DOMAIN_UNSAFE.sub("-", host.lower()).strip(".-") or LIST_ID_FALLBACK_DOMAIN
-    phrase = header_safe(integration, MAX_DAG_ID_CHARS).replace("\\", "").replace('"', "")
-    list_address = f"<{label}.{MESSAGE_ID_DOMAIN}.{domain}>"
-    if phrase and phrase.isascii():
-        return f'"failnotify: {phrase}" {list_address}'
-    return list_address
-
-
-def _references(draft: NotificationDraft) -> tuple[str, ...]:
-    """The episode's first mail, for every later mail of the episode (the first one starts the thread)."""
-    if draft.episode_key and draft.episode_key != draft.dedupe_key:
-        return (message_id_for(draft.episode_key),)
-    return ()
-
-
-def task_instance_label(event: FailureEvent) -> str:
-    """A failed task instance as mails name it: ``extract``, ``push[3]``, ``sync_entity[CUST-1003]``."""
-    task_id = event.task_id or ""
-    if event.map_index is None or event.map_index < 0:
-        return one_line(task_id or entity_label(event))
-    entity = event.entity or ""
-    if not entity or entity == f"{task_id}[{event.map_index}]":
-        return one_line(f"{task_id}[{event.map_index}]")
-    return one_line(f"{task_id}[{entity}]")
-
-
-def unique_message_id(kind: str) -> str:
-    """A new Message-ID, for a mail that is never sent twice (a test mail, a callback's mail)."""
-    return f"<{kind}-{uuid.uuid4().hex}@{MESSAGE_ID_DOMAIN}>"
-
-
-def message_id_for(dedupe_key: str) -> str:
-    """A Message-ID that is the same for every send of one notification."""
-    digest = hashlib.sha256(dedupe_key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"<{digest}@{MESSAGE_ID_DOMAIN}>"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,7 +164,7 @@ def _summary(draft: NotificationDraft, where: str) -> str:
     if kind is NotificationKind.GLOBAL_THRESHOLD:
         return f"The last {plural(len(draft.events), 'job')} of the {where} failed in a row."
     if kind is NotificationKind.INACTIVITY:
-        minutes = _inactivity_minutes(draft)
+        minutes = inactivity_minutes(draft)
         spell = f" for {humanize_minutes(minutes)}" if minutes else ""
         since = f", since {format_utc(draft.quiet_since)}" if draft.quiet_since else ""
         return (
@@ -283,36 +173,6 @@ def _summary(draft: NotificationDraft, where: str) -> str:
             "scheduler and workers are running."
         )
     return f"{plural(len(draft.events), 'entity', 'entities')} of the {where} failed."
-
-
-def _latest_tries(events: Sequence[FailureEvent]) -> list[FailureEvent]:
-    """One event per task instance (task id, map index): its latest try, in the order first seen."""
-    latest: dict[tuple[str | None, int], FailureEvent] = {}
-    for event in events:
-        key = (event.task_id, event.map_index)
-        known = latest.get(key)
-        if known is None or (event.try_number or 0) > (known.try_number or 0):
-            latest[key] = event
-    return list(latest.values())
-
-
-def _task_context(event: FailureEvent, *, dag_id: str, base_url: str | None) -> dict[str, Any]:
-    return {
-        "label": task_instance_label(event),
-        "task_id": one_line(event.task_id or ""),
-        "try": try_label(event),
-        "error": first_line(event.error_message) or "no error text recorded",
-        "log_url": task_url(
-            base_url, event.dag_id or dag_id, event.run_id, event.task_id or "", event.map_index
-        ),
-    }
-
-
-def failed_tasks_of_run(draft: NotificationDraft, dag_id: str, run_id: str) -> list[FailureEvent]:
-    """The failed task instances a job-failure draft lists for one run (latest try of each)."""
-    return _latest_tries(
-        [e for e in draft.failed_tasks if e.run_id == run_id and (e.dag_id or dag_id) == dag_id]
-    )
 
 
 def _failure_context(
@@ -351,7 +211,7 @@ def _failure_context(
         ),
         # Job failures: the run's failed task instances (None: not a job failure, nothing to list).
         "job": tasks is not None,
-        "tasks": [_task_context(t, dag_id=dag_id, base_url=base_url) for t in tasks or ()],
+        "tasks": [task_context(t, dag_id=dag_id, base_url=base_url) for t in tasks or ()],
         "no_task": NO_FAILED_TASK,
     }
 
@@ -374,7 +234,7 @@ def render_notification(
     with_pdf = (
         draft.kind is NotificationKind.PROCESSING and settings.include_error_trace and bool(draft.events)
     )
-    direction = _direction_value(draft.direction)
+    direction = direction_value(draft.direction)
     name = one_line(draft.integration, MAX_DAG_ID_CHARS)
     shown_dag = one_line(dag_id, MAX_DAG_ID_CHARS)
     is_job = draft.kind in _JOB_KINDS
@@ -449,7 +309,7 @@ def render_notification(
         episode_key=draft.episode_key,
         kinds=(draft.kind.value,),
         failed_tasks=tuple(dict.fromkeys(shown_tasks)),
-        references=_references(draft),
+        references=references_for(draft),
         list_id=list_id_for(draft.integration, base_url),
     )
 
@@ -470,11 +330,11 @@ def render_test_email(
     the direction (default: ``integration``). Each test email gets a new Message-ID.
     """
     moment = as_utc(now) if now is not None else datetime.now(timezone.utc)
-    direction_value = _direction_value(direction)
+    shown_direction = direction_value(direction)
     dag = dag_id or integration
     context: dict[str, Any] = {
         "integration": one_line(integration, MAX_DAG_ID_CHARS),
-        "direction": direction_value,
+        "direction": shown_direction,
         "dag_id": one_line(dag, MAX_DAG_ID_CHARS),
         "sender": one_line(sender, MAX_ADDRESS_CHARS),
         "smtp_conn_id": one_line(settings.smtp_conn_id),
@@ -487,10 +347,10 @@ def render_test_email(
         "dag_url": dag_url(base_url, dag),
         "has_base_url": base_url_of(base_url) is not None,
     }
-    context["about"] = direction_label(context["integration"], direction_value, context["dag_id"])
+    context["about"] = direction_label(context["integration"], shown_direction, context["dag_id"])
     text, html = _render("test", context)
     return Notification(
-        subject=_subject(settings.subject_prefix, "Test notification", integration, direction, dag),
+        subject=subject(settings.subject_prefix, "Test notification", integration, direction, dag),
         text=text,
         html=html,
         to=clean_addresses(settings.recipients),

@@ -50,6 +50,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from airflow_failnotify.constants import NOTIFICATION_DAG_ID
+from airflow_failnotify.core.episodes import assign_episode
 from airflow_failnotify.core.model import (
     THRESHOLD_MAX,
     THRESHOLD_MIN,
@@ -72,7 +73,6 @@ _DIRECTION_ORDER = {direction: index for index, direction in enumerate(Direction
 _KIND_ORDER = {kind: index for index, kind in enumerate(NotificationKind)}
 
 StateKey = tuple[str, Direction]
-MAX_FAILING_RUNS = 200
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,7 @@ def _evaluate_direction(
             )
             notified_spell_start = spell_start
 
-    drafts, episode_key, failing_runs = _assign_episode(state, drafts, events, now)
+    drafts, episode_key, failing_runs = assign_episode(state, drafts, events, now)
 
     new_state = replace(
         state,
@@ -258,39 +258,6 @@ def _evaluate_direction(
         unpaused_seen_at=unpaused_seen_at,
     )
     return drafts, new_state
-
-
-def _assign_episode(
-    state: DirectionState, drafts: Sequence[NotificationDraft], events: Sequence[FailureEvent], now: datetime
-) -> tuple[list[NotificationDraft], str | None, tuple[str, ...]]:
-    """The drafts with their episode key, the episode open afterwards, the runs with final failures."""
-    failing = list(state.failing_runs)
-    for event in events:
-        if event.kind in _FAILURE_KINDS and event.is_final and event.run_id not in failing:
-            failing.append(event.run_id)
-    failing = failing[-MAX_FAILING_RUNS:]
-    failing_set = set(failing)
-    clean_successes = sorted(
-        e.occurred_at for e in events if e.kind is EventKind.RUN_SUCCEEDED and e.run_id not in failing_set
-    )
-
-    def anchor(draft: NotificationDraft) -> datetime:
-        return max((e.occurred_at for e in draft.events), default=now)
-
-    episode = state.episode_key
-    closed = 0
-    assigned: list[NotificationDraft] = []
-    for draft in sorted(drafts, key=lambda d: (anchor(d), _KIND_ORDER[d.kind], d.dedupe_key)):
-        moment = anchor(draft)
-        while closed < len(clean_successes) and clean_successes[closed] < moment:
-            episode = None
-            closed += 1
-        if episode is None:
-            episode = draft.dedupe_key
-        assigned.append(replace(draft, episode_key=episode))
-    if closed < len(clean_successes):
-        episode = None
-    return assigned, episode, tuple(failing)
 
 
 def _counted_failures(

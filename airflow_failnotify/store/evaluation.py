@@ -20,7 +20,6 @@ from airflow_failnotify.core.model import (
     Direction,
     DirectionSettings,
     DirectionState,
-    EventKind,
     FailureEvent,
     NotificationDraft,
     NotificationKind,
@@ -29,6 +28,7 @@ from airflow_failnotify.core.model import (
 )
 from airflow_failnotify.store import tables as t
 from airflow_failnotify.store.codecs import draft_to_payload, event_from_row, state_from_row, state_row
+from airflow_failnotify.store.overview import read_task_failures
 from airflow_failnotify.store.registrations import read_registrations
 from airflow_failnotify.store.session import StoreBase, insert_ignore
 
@@ -64,25 +64,7 @@ class EvaluationUnit:
         Read in the evaluation's transaction, so it sees what the scheduler reconciled for a failed run
         (tasks killed hard) as soon as it was committed. Oldest first.
         """
-        wanted = sorted(set(runs))
-        if not wanted:
-            return []
-        out: list[FailureEvent] = []
-        for dag_id in sorted({dag for dag, _ in wanted}):
-            run_ids = sorted({run for dag, run in wanted if dag == dag_id})
-            for start in range(0, len(run_ids), 500):
-                rows = self.conn.execute(
-                    select(t.event)
-                    .where(
-                        t.event.c.dag_id == dag_id,
-                        t.event.c.run_id.in_(run_ids[start : start + 500]),
-                        t.event.c.kind == EventKind.TASK_FAILED.value,
-                        t.event.c.is_final.is_(True),
-                    )
-                    .order_by(t.event.c.occurred_at, t.event.c.id)
-                )
-                out.extend(event_from_row(row) for row in rows)
-        return out
+        return read_task_failures(self.conn, runs)
 
     def add_notification(
         self,
