@@ -13,7 +13,13 @@ from typing import Any
 from airflow_failnotify.core.model import FailureEvent, NotificationDraft
 from airflow_failnotify.core.text import entity_label, first_line, one_line, task_url, try_label
 
-__all__ = ["NO_FAILED_TASK", "failed_tasks_of_run", "task_context", "task_instance_label"]
+__all__ = [
+    "NO_FAILED_TASK",
+    "failed_tasks_of_events",
+    "failed_tasks_of_run",
+    "task_context",
+    "task_instance_label",
+]
 
 NO_FAILED_TASK = "no task failed (e.g. a run timeout or a manual mark)"
 
@@ -52,8 +58,11 @@ def task_context(event: FailureEvent, *, dag_id: str, base_url: str | None) -> d
     }
 
 
+def failed_tasks_of_events(tasks: Sequence[FailureEvent], dag_id: str, run_id: str) -> list[FailureEvent]:
+    """The failed task instances listed for one run among ``tasks`` (the latest try of each)."""
+    return _latest_tries([e for e in tasks if e.run_id == run_id and (e.dag_id or dag_id) == dag_id])
+
+
 def failed_tasks_of_run(draft: NotificationDraft, dag_id: str, run_id: str) -> list[FailureEvent]:
-    """The failed task instances a job-failure draft lists for one run (latest try of each)."""
-    return _latest_tries(
-        [e for e in draft.failed_tasks if e.run_id == run_id and (e.dag_id or dag_id) == dag_id]
-    )
+    """The failed task instances a job-failure draft lists for one run (mails and Error Management alike)."""
+    return failed_tasks_of_events(draft.failed_tasks, dag_id, run_id)
