@@ -54,7 +54,7 @@ def evaluate(
     with store.evaluation(batch_size=batch_size) as unit:
         result = rules_fn(unit.registrations, unit.states, unit.events, status, now)
         by_name = {r.integration: r for r in unit.registrations}
-        written = [draft for draft in result.drafts if _write(unit, by_name, draft, now) is not None]
+        written = [kept for kept in (_write(unit, by_name, draft, now) for draft in result.drafts) if kept]
         # The rules return the state of every registered direction and nothing else: what they
         # leave out (an unregistered integration, a removed backward DAG) is forgotten.
         registered = {(r.integration, d) for r in unit.registrations for d in r.directions()}
@@ -64,7 +64,8 @@ def evaluate(
 
 def _write(
     unit: EvaluationUnit, by_name: Mapping[str, Registration], draft: NotificationDraft, now: datetime
-) -> int | None:
+) -> NotificationDraft | None:
+    """The draft as written to the outbox (what it reports, its failed tasks); None when not written."""
     registration = by_name.get(draft.integration)
     if registration is None:
         return None
@@ -81,4 +82,7 @@ def _write(
         registration.dag_id_for(kept.direction) if kept.direction in directions else registration.integration
     )
     # The Message-ID comes from the dedupe key, so a re-send of the same notification threads.
-    return unit.add_notification(kept, settings, dag_id, message_id=message_id_for(kept.dedupe_key), now=now)
+    message_id = message_id_for(kept.dedupe_key)
+    if unit.add_notification(kept, settings, dag_id, message_id=message_id, now=now) is None:
+        return None
+    return kept

@@ -83,3 +83,18 @@ def test_invalid_or_missing_connection_and_no_recipient(
     assert "no recipient; pass --to or set to_email" in capsys.readouterr().err
     assert run(conn_id, "--to", "not-an-address") == 2
     assert "not an email address: not-an-address" in capsys.readouterr().err
+
+
+def test_the_test_mail_carries_its_own_message_id_date_and_list_headers(
+    smtp_server: DevSmtpServer, smtp_connection: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    conn_id = smtp_connection("cli_headers", server=smtp_server, auth_type="basic")
+    assert run(conn_id) == 0
+    (received,) = smtp_server.messages
+    headers = received.message
+    # Ours, not the MTA's: the dev server adds none of these.
+    message_id = str(headers["Message-ID"])
+    assert message_id.startswith("<test-") and message_id.endswith("@failnotify>")
+    assert headers["Date"] is not None
+    assert headers["Auto-Submitted"] == "auto-generated" and headers["X-Failnotify-Kind"] == "test"
+    assert "<connection-test-cli_headers.failnotify." in str(headers["List-Id"])
