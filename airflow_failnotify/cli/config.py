@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from airflow_failnotify.cli.audit import cli_actor
 from airflow_failnotify.core.config import ConfigValidationError, parse_document
 from airflow_failnotify.core.config_export import document_to_dict
 from airflow_failnotify.core.model import Registration
@@ -79,7 +80,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _unregister(args: argparse.Namespace) -> int:
-    if get_store().unregister(args.dag_id):
+    if get_store().unregister(args.dag_id, actor=cli_actor("cli")):
         print(f"unregistered {args.dag_id}")
         return 0
     print(f"failnotify: {args.dag_id} is not registered", file=sys.stderr)
@@ -143,7 +144,9 @@ def _import(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        plan = get_store().save_registrations(registrations, replace_all=args.replace, dry_run=args.dry_run)
+        plan = get_store().save_registrations(
+            registrations, replace_all=args.replace, dry_run=args.dry_run, actor=cli_actor("import")
+        )
     except ConfigValidationError as err:
         print(f"failnotify: {args.file}: nothing was written:", file=sys.stderr)
         for error in err.errors:

@@ -51,7 +51,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     due = []
     for draft in outcome.drafts:
         registration = store.get_registration(draft.integration)
-        subject = subject_for(draft, registration.settings_for(draft.direction)) if registration else ""
+        subject = ""
+        if registration is not None and draft.direction in registration.directions():
+            subject = subject_for(
+                draft, registration.settings_for(draft.direction), registration.dag_id_for(draft.direction)
+            )
         due.append(
             {
                 "kind": draft.kind.value,

@@ -55,6 +55,7 @@ def render_broken_dag(
 ) -> Notification:
     """ "Broken DAG: <integration> (<direction>)": the import error's text, its file and since when."""
     from airflow_failnotify.core import emails, text
+    from airflow_failnotify.core.headers import list_id_for, references_for
 
     event = draft.events[0] if draft.events else None
     error, cut = text.truncate(
@@ -82,4 +83,7 @@ def render_broken_dag(
         message_id=emails.message_id_for(draft.dedupe_key),
         date=text.as_utc(now) if now is not None else datetime.now(timezone.utc),
         kinds=(draft.kind.value,),
+        episode_key=draft.episode_key,
+        references=references_for(draft),
+        list_id=list_id_for(draft.integration, base_url),
     )

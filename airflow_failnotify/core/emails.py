@@ -14,14 +14,24 @@ how it is cleaned before it reaches a template, a header or a link.
 from __future__ import annotations
 
 import functools
-import hashlib
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 import jinja2
 
+from airflow_failnotify.core.headers import (
+    list_id_for,
+    message_id_for,
+    references_for,
+    unique_message_id,
+)
+from airflow_failnotify.core.job_failures import (
+    NO_FAILED_TASK,
+    failed_tasks_of_run,
+    task_context,
+    task_instance_label,
+)
 from airflow_failnotify.core.mime import to_mime_message
 from airflow_failnotify.core.model import (
     Direction,
@@ -32,16 +42,23 @@ from airflow_failnotify.core.model import (
     NotificationKind,
 )
 from airflow_failnotify.core.notification import Attachment, Notification, RenderedEmail, recipients_of
+from airflow_failnotify.core.subjects import (
+    direction_value,
+    inactivity_minutes,
+    subject,
+    subject_for,
+    what_happened,
+)
 from airflow_failnotify.core.text import (
     MAX_ADDRESS_CHARS,
     MAX_DAG_ID_CHARS,
-    MAX_PREFIX_CHARS,
     MAX_SUBJECT_CHARS,
     as_utc,
     base_url_of,
     clean_addresses,
     clean_text,
     dag_url,
+    direction_label,
     entity_label,
     format_utc,
     header_safe,
@@ -56,15 +73,18 @@ from airflow_failnotify.core.text import (
 
 __all__ = [
     "ERROR_TRACE_FILENAME",
+    "NO_FAILED_TASK",
     "Attachment",
     "Notification",
     "RenderedEmail",
+    "list_id_for",
     "message_id_for",
     "recipients_of",
     "render_connection_test_email",
     "render_notification",
     "render_test_email",
     "subject_for",
+    "task_instance_label",
     "to_mime_message",
     "unique_message_id",
     "what_happened",
@@ -76,69 +96,7 @@ PDF_MIME_TYPE = "application/pdf"
 MAX_ERROR_CHARS = 2_000  # per failure in the body; the full error and trace go in the PDF
 MAX_LISTED_FAILURES = 100  # failures listed in one body; the PDF has them all
 
-MESSAGE_ID_DOMAIN = "failnotify"
-
-
-# ---------------------------------------------------------------------------------------------
-# Subject and Message-ID
-# ---------------------------------------------------------------------------------------------
-
-
-def what_happened(draft: NotificationDraft) -> str:
-    """The subject's middle part, by kind (issue 5)."""
-    kind = draft.kind
-    if kind is NotificationKind.NOT_ACCESSIBLE:
-        return "Not accessible"
-    if kind is NotificationKind.GLOBAL_IMMEDIATE:
-        return "Job failed"
-    if kind is NotificationKind.GLOBAL_THRESHOLD:
-        return f"{max(len(draft.events), 1)} consecutive job failures"
-    if kind is NotificationKind.INACTIVITY:
-        minutes = _inactivity_minutes(draft)
-        return f"No activity for {humanize_minutes(minutes)}" if minutes else "No activity"
-    if kind is NotificationKind.PROCESSING:
-        return plural(len(draft.events), "entity failure")
-    if kind is NotificationKind.BROKEN_DAG:
-        return "Broken DAG"
-    raise ValueError(f"unknown notification kind {kind!r}")
-
-
-def _inactivity_minutes(draft: NotificationDraft) -> int | None:
-    if draft.inactivity_minutes:
-        return draft.inactivity_minutes
-    if draft.quiet_since is not None:
-        seconds = (as_utc(draft.created_at) - as_utc(draft.quiet_since)).total_seconds()
-        return max(int(seconds // 60), 1)
-    return None
-
-
-def _direction_value(direction: Direction | str) -> str:
-    return direction.value if isinstance(direction, Direction) else Direction(direction).value
-
-
-def _subject(prefix: str, middle: str, integration: str, direction: Direction | str) -> str:
-    prefix = header_safe(prefix, MAX_PREFIX_CHARS)
-    name = header_safe(integration, MAX_DAG_ID_CHARS)
-    subject = f"{middle}: {name} ({_direction_value(direction)})"
-    if prefix:
-        subject = f"{prefix} {subject}"
-    return header_safe(subject, MAX_SUBJECT_CHARS)
-
-
-def subject_for(draft: NotificationDraft, settings: DirectionSettings) -> str:
-    """``<prefix> <what happened>: <integration> (<direction>)``, header-safe and capped."""
-    return _subject(settings.subject_prefix, what_happened(draft), draft.integration, draft.direction)
-
-
-def unique_message_id(kind: str) -> str:
-    """A new Message-ID, for a mail that is never sent twice (a test mail, a callback's mail)."""
-    return f"<{kind}-{uuid.uuid4().hex}@{MESSAGE_ID_DOMAIN}>"
-
-
-def message_id_for(dedupe_key: str) -> str:
-    """A Message-ID that is the same for every send of one notification."""
-    digest = hashlib.sha256(dedupe_key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"<{digest}@{MESSAGE_ID_DOMAIN}>"
+_JOB_KINDS = (NotificationKind.GLOBAL_IMMEDIATE, NotificationKind.GLOBAL_THRESHOLD)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,8 +145,14 @@ _HEADLINES = {
 }
 
 
-def _summary(draft: NotificationDraft, name: str, direction: str) -> str:
-    where = f"integration {name} ({direction})"
+def _where(name: str, direction: str, dag_id: str) -> str:
+    """``integration sync_a (forward)``, or ``backward DAG sync_b of integration sync_a``."""
+    if dag_id and dag_id != name:
+        return f"{direction} DAG {dag_id} of integration {name}"
+    return f"integration {name} ({direction})"
+
+
+def _summary(draft: NotificationDraft, where: str) -> str:
     kind = draft.kind
     if kind is NotificationKind.NOT_ACCESSIBLE:
         return (
@@ -201,7 +165,7 @@ def _summary(draft: NotificationDraft, name: str, direction: str) -> str:
     if kind is NotificationKind.GLOBAL_THRESHOLD:
         return f"The last {plural(len(draft.events), 'job')} of the {where} failed in a row."
     if kind is NotificationKind.INACTIVITY:
-        minutes = _inactivity_minutes(draft)
+        minutes = inactivity_minutes(draft)
         spell = f" for {humanize_minutes(minutes)}" if minutes else ""
         since = f", since {format_utc(draft.quiet_since)}" if draft.quiet_since else ""
         return (
@@ -213,7 +177,13 @@ def _summary(draft: NotificationDraft, name: str, direction: str) -> str:
 
 
 def _failure_context(
-    event: FailureEvent, index: int, *, fallback_dag_id: str, base_url: str | None, full_error_in: str
+    event: FailureEvent,
+    index: int,
+    *,
+    fallback_dag_id: str,
+    base_url: str | None,
+    full_error_in: str,
+    tasks: Sequence[FailureEvent] | None = None,
 ) -> dict[str, Any]:
     dag_id = event.dag_id or fallback_dag_id
     error, cut = truncate(clean_text(event.error_message).strip(), MAX_ERROR_CHARS)
@@ -240,6 +210,10 @@ def _failure_context(
             if event.task_id and not is_run
             else None
         ),
+        # Job failures: the run's failed task instances (None: not a job failure, nothing to list).
+        "job": tasks is not None,
+        "tasks": [task_context(t, dag_id=dag_id, base_url=base_url) for t in tasks or ()],
+        "no_task": NO_FAILED_TASK,
     }
 
 
@@ -265,8 +239,10 @@ def render_notification(
     with_pdf = (
         draft.kind is NotificationKind.PROCESSING and settings.include_error_trace and bool(draft.events)
     )
-    direction = _direction_value(draft.direction)
+    direction = direction_value(draft.direction)
     name = one_line(draft.integration, MAX_DAG_ID_CHARS)
+    shown_dag = one_line(dag_id, MAX_DAG_ID_CHARS)
+    is_job = draft.kind in _JOB_KINDS
     full_error_in = (
         f"the full error and trace are in the attached {ERROR_TRACE_FILENAME}"
         if with_pdf
@@ -274,7 +250,14 @@ def render_notification(
     )
     listed = list(draft.events[:MAX_LISTED_FAILURES])
     failures = [
-        _failure_context(e, i, fallback_dag_id=dag_id, base_url=base_url, full_error_in=full_error_in)
+        _failure_context(
+            e,
+            i,
+            fallback_dag_id=dag_id,
+            base_url=base_url,
+            full_error_in=full_error_in,
+            tasks=failed_tasks_of_run(draft, e.dag_id or dag_id, e.run_id) if is_job else None,
+        )
         for i, e in enumerate(listed, start=1)
     ]
     last_event = draft.events[-1] if draft.events else None
@@ -288,10 +271,11 @@ def render_notification(
         "kind": draft.kind.value,
         "headline": _HEADLINES[draft.kind],
         "what": what_happened(draft),
-        "summary": _summary(draft, name, direction),
+        "summary": _summary(draft, _where(name, direction, shown_dag)),
         "integration": name,
         "direction": direction,
-        "dag_id": one_line(dag_id, MAX_DAG_ID_CHARS),
+        "about": direction_label(name, direction, shown_dag),
+        "dag_id": shown_dag,
         "when": format_utc(when),
         "detected": format_utc(draft.created_at),
         "count": len(draft.events),
@@ -317,8 +301,9 @@ def render_notification(
         pdf = build_error_trace_pdf(draft.events, integration=draft.integration, direction=draft.direction)
         attachments = (Attachment(ERROR_TRACE_FILENAME, pdf, PDF_MIME_TYPE),)
 
+    shown_tasks = [t["label"] for f in failures for t in f["tasks"]]
     return Notification(
-        subject=subject_for(draft, settings),
+        subject=subject_for(draft, settings, dag_id),
         text=text,
         html=html,
         to=clean_addresses(settings.recipients),
@@ -326,6 +311,11 @@ def render_notification(
         message_id=message_id_for(draft.dedupe_key),
         attachments=attachments,
         date=as_utc(now) if now is not None else datetime.now(timezone.utc),
+        episode_key=draft.episode_key,
+        kinds=(draft.kind.value,),
+        failed_tasks=tuple(dict.fromkeys(shown_tasks)),
+        references=references_for(draft),
+        list_id=list_id_for(draft.integration, base_url),
     )
 
 
@@ -345,11 +335,11 @@ def render_test_email(
     the direction (default: ``integration``). Each test email gets a new Message-ID.
     """
     moment = as_utc(now) if now is not None else datetime.now(timezone.utc)
-    direction_value = _direction_value(direction)
+    shown_direction = direction_value(direction)
     dag = dag_id or integration
     context: dict[str, Any] = {
         "integration": one_line(integration, MAX_DAG_ID_CHARS),
-        "direction": direction_value,
+        "direction": shown_direction,
         "dag_id": one_line(dag, MAX_DAG_ID_CHARS),
         "sender": one_line(sender, MAX_ADDRESS_CHARS),
         "smtp_conn_id": one_line(settings.smtp_conn_id),
@@ -362,9 +352,10 @@ def render_test_email(
         "dag_url": dag_url(base_url, dag),
         "has_base_url": base_url_of(base_url) is not None,
     }
+    context["about"] = direction_label(context["integration"], shown_direction, context["dag_id"])
     text, html = _render("test", context)
     return Notification(
-        subject=_subject(settings.subject_prefix, "Test notification", integration, direction),
+        subject=subject(settings.subject_prefix, "Test notification", integration, direction, dag),
         text=text,
         html=html,
         to=clean_addresses(settings.recipients),
@@ -372,6 +363,8 @@ def render_test_email(
         message_id=unique_message_id("test"),
         attachments=(),
         date=moment,
+        kinds=("test",),
+        list_id=list_id_for(integration, base_url),
     )
 
 
@@ -405,6 +398,7 @@ def render_connection_test_email(
     server: str,
     host: str,
     now: datetime | None = None,
+    base_url: str | None = None,
 ) -> Notification:
     """The email ``failnotify test-email`` sends: does mail through connection ``conn_id`` arrive?
 
@@ -416,7 +410,7 @@ def render_connection_test_email(
         "conn_id": one_line(conn_id),
         "server": one_line(server),
         "host": one_line(host),
-        "when": moment.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "when": format_utc(moment),
     }
     text, html = _render("connection_test", context)
     return Notification(
@@ -427,4 +421,6 @@ def render_connection_test_email(
         cc=clean_addresses(cc),
         message_id=unique_message_id("test"),
         date=moment,
+        kinds=("test",),
+        list_id=list_id_for(f"connection-test-{conn_id}", base_url),
     )

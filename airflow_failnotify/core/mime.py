@@ -81,6 +81,14 @@ def to_mime_message(rendered: Notification, *, sender: str) -> Message:
         msg["Cc"] = ", ".join(cc)
     msg["Date"] = email.utils.format_datetime(as_utc(rendered.date or datetime.now(timezone.utc)))
     msg["Message-ID"] = header_safe(rendered.message_id, 200)
+    references = [header_safe(r, 200) for r in rendered.references if r]
+    if references:
+        msg["In-Reply-To"] = references[-1]
+        msg["References"] = " ".join(references)
+    if rendered.list_id:
+        msg["List-Id"] = _header_value(header_safe(rendered.list_id, 300))
+    if rendered.kinds:
+        msg["X-Failnotify-Kind"] = header_safe(", ".join(rendered.kinds), 200)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
     msg["X-Auto-Response-Suppress"] = "All"
     return msg

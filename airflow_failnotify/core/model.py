@@ -179,6 +179,13 @@ class DirectionState:
     # a backward DAG linked (or re-linked) by an update starts its own count and inactivity clock.
     dag_id: str | None = None
     tracked_since: datetime | None = None
+    # The failure episode this direction is in (None: none open). An episode runs from the first
+    # notified failure to the next successful run with no final task or entity failure; its key is
+    # the dedupe key of its first notification, whose Message-ID roots the mail thread.
+    episode_key: str | None = None
+    # Runs with a final task or entity failure seen lately (newest last, capped): such a run ending
+    # "success" does not end the episode.
+    failing_runs: tuple[str, ...] = ()
 
 
 class DagPresence(str, enum.Enum):
@@ -224,3 +231,9 @@ class NotificationDraft:
     run_id: str | None = None
     inactivity_minutes: int | None = None
     quiet_since: datetime | None = None
+    # The failure episode it belongs to (DirectionState.episode_key); equal to ``dedupe_key`` for
+    # the episode's first notification. None for drafts made before episodes existed.
+    episode_key: str | None = None
+    # Job failures (immediate, threshold): the task failures recorded for the runs it reports, read
+    # by the service when the draft is written (final failures only, each run's in task order).
+    failed_tasks: tuple[FailureEvent, ...] = ()

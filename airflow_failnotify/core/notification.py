@@ -27,6 +27,9 @@ class Notification:
 
     ``to`` and ``cc`` are the recipients; ``message_id`` is the same for every send of one
     notification (a new one for each test mail); ``date`` None means "when it is sent".
+    ``references`` are the Message-IDs of the thread it answers, oldest first (the episode's first
+    mail); the last one is its In-Reply-To. ``list_id`` is the List-Id header (RFC 2919) and
+    ``kinds`` go in the ``X-Failnotify-Kind`` header.
     """
 
     subject: str
@@ -37,10 +40,11 @@ class Notification:
     message_id: str
     attachments: tuple[Attachment, ...] = ()
     date: datetime | None = None  # the Date header; None: the time to_mime_message runs
-    # For the next issues (channels and episodes); empty until a renderer fills them.
     episode_key: str | None = None  # the failure episode this notification belongs to
-    kinds: tuple[str, ...] = ()  # the notification kinds it covers (NotificationKind values)
-    failed_tasks: tuple[str, ...] = ()  # the failed tasks it names, as shown (task_id[map_index])
+    kinds: tuple[str, ...] = ()  # the notification kinds it covers (NotificationKind values, or "test")
+    failed_tasks: tuple[str, ...] = ()  # the failed task instances it names, as shown (task_id[entity])
+    references: tuple[str, ...] = ()  # Message-IDs of the thread it answers, oldest first
+    list_id: str | None = None  # the List-Id header value
 
     @property
     def recipients(self) -> tuple[str, ...]:

@@ -34,17 +34,25 @@ Decisions where DESIGN.md leaves room (each is covered by a test in tests/core/t
 * Events whose DAG is not the registration's DAG for their direction (a stale link), whose
   integration is not registered, or that belong to the notification DAG are ignored entirely,
   including as activity.
+* Episodes (threads): every draft of a direction belongs to its open episode; with none open, the
+  draft opens one and its dedupe key becomes the episode key (its mail is the thread's root). A
+  successful run closes the episode unless that run had a final task or entity failure (the runs
+  with one are remembered, the latest ``MAX_FAILING_RUNS``). Within a batch, times decide: a clean
+  success before a draft's latest failure closes the episode before that draft; an inactivity draft
+  counts as happening at ``now``. Inactivity mails belong to episodes too (they are a problem
+  notified about the integration-direction).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from airflow_failnotify.constants import NOTIFICATION_DAG_ID
 from airflow_failnotify.core.broken_dag import broken_dag_drafts
+from airflow_failnotify.core.episodes import assign_episode
 from airflow_failnotify.core.model import (
     THRESHOLD_MAX,
     THRESHOLD_MIN,
@@ -245,8 +253,12 @@ def _evaluate_direction(
             )
             notified_spell_start = spell_start
 
+    drafts, episode_key, failing_runs = assign_episode(state, drafts, events, now)
+
     new_state = replace(
         state,
+        episode_key=episode_key,
+        failing_runs=failing_runs,
         consecutive_failure_event_ids=tuple(counted_ids),
         counted_failures=tuple(counted_events[i] for i in counted_ids if i in counted_events),
         last_activity_at=last_activity_at,
@@ -423,17 +435,3 @@ RulesFn = Callable[
     ],
     Evaluation,
 ]
-
-
-def drop_reported(draft: NotificationDraft, reported_event_ids: Collection[int]) -> NotificationDraft | None:
-    """A failure appears in at most one processing notification, ever (DESIGN.md, Rules).
-
-    Returns the draft without the events an earlier processing notification reported, or None
-    when none is left. Other kinds are one per run or spell; their dedupe key guards them.
-    """
-    if draft.kind is not NotificationKind.PROCESSING or not draft.events:
-        return draft
-    events = tuple(e for e in draft.events if e.id not in reported_event_ids)
-    if not events:
-        return None
-    return replace(draft, events=events) if len(events) != len(draft.events) else draft

@@ -65,7 +65,8 @@ def resolve(stored: str | None, configured: str | None) -> tuple[str, str]:
 
 
 def label_for(cron: str) -> str:
+    """The preset's label, or ``Custom schedule`` (pages show the expression next to it, once)."""
     for value, label in PRESETS:
         if value == cron:
             return label
-    return f"Custom: {cron}"
+    return "Custom schedule"

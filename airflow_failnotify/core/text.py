@@ -25,7 +25,9 @@ __all__ = [
     "clean_addresses",
     "clean_text",
     "dag_url",
+    "direction_label",
     "entity_label",
+    "first_line",
     "format_utc",
     "header_safe",
     "humanize_minutes",
@@ -97,10 +99,29 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def format_utc(moment: datetime | None) -> str:
-    """``2026-11-27 21:47:57 UTC+00:00``; an empty string for None."""
+    """``2026-12-01 19:57 UTC`` (to the minute, as mails print times); an empty string for None."""
     if moment is None:
         return ""
-    return as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC+00:00")
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def first_line(text: str, max_chars: int = MAX_ID_CHARS) -> str:
+    """The first non-blank line of an error message, cleaned and capped (an exception's headline)."""
+    for line in clean_text(text).splitlines():
+        if line.strip():
+            return one_line(line.strip(), max_chars)
+    return ""
+
+
+def direction_label(integration: str, direction: str, dag_id: str | None = None) -> str:
+    """Which DAG, and of which integration: ``sync_a (forward)``, ``sync_b (backward of sync_a)``.
+
+    ``dag_id`` is the DAG that failed (the direction's DAG); when it is the integration itself (or
+    not given) the label names the integration and its direction only.
+    """
+    if not dag_id or dag_id == integration:
+        return f"{integration} ({direction})"
+    return f"{dag_id} ({direction} of {integration})"
 
 
 def humanize_minutes(minutes: int) -> str:

@@ -60,18 +60,17 @@ def dag_status_from_metadata_db(dag_ids: Sequence[str]) -> Mapping[str, DagStatu
                     select(
                         DagModel.dag_id, DagModel.is_paused, DagModel.has_import_errors, DagModel.is_stale
                     ).where(DagModel.dag_id.in_(dag_ids))
-                ).tuples()
+                )
                 if broken or not stale  # a stale DAG without an import error: its file is gone (missing)
             }
-            running = dict(
-                session.execute(
+            running: dict[str, int] = {
+                dag_id: int(count)
+                for dag_id, count in session.execute(
                     select(DagRun.dag_id, func.count())
                     .where(DagRun.dag_id.in_(dag_ids), DagRun.state == DagRunState.RUNNING)
                     .group_by(DagRun.dag_id)
                 )
-                .tuples()
-                .all()
-            )
+            }
     except Exception as err:
         log.warning("failnotify: cannot read DAG status from Airflow's database (%s); treated as active", err)
         return {}

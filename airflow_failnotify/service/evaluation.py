@@ -2,20 +2,33 @@
 
 The DAGs' status is asked once, before the store's evaluation transaction starts, so no
 network call happens while its lock is held.
+
+Job failures (immediate and threshold) carry the failed task instances of each run they report,
+read here, in the evaluation's transaction, and kept in the outbox payload (a re-send says the same).
+Why then and not when the mail is rendered: a run fails only after its failed tasks' processes
+have exited (their own events are written by then), and the scheduler records the failed task
+instances no task reported (killed hard) right after the run's own event; an evaluation that runs
+between those two writes lists what was recorded so far, and a run with none reads "no task
+failed (e.g. a run timeout or a manual mark)". Reading at render time would not be truer: the rows
+are those of the same table, and the payload keeps every send of one notification identical.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from airflow_failnotify.core.coverage import drop_reported
 from airflow_failnotify.core.emails import message_id_for
-from airflow_failnotify.core.model import NotificationDraft, Registration
-from airflow_failnotify.core.rules import RulesFn, drop_reported
+from airflow_failnotify.core.model import NotificationDraft, NotificationKind, Registration
+from airflow_failnotify.core.rules import RulesFn
 from airflow_failnotify.store.evaluation import EvaluationUnit
 from airflow_failnotify.store.store import Store
+
+#: Job failures list the failed task instances of each run they report.
+JOB_KINDS = (NotificationKind.GLOBAL_IMMEDIATE, NotificationKind.GLOBAL_THRESHOLD)
 
 DagStatusLookup = Callable[[Sequence[str]], Mapping[str, Any]]
 
@@ -42,7 +55,7 @@ def evaluate(
     with store.evaluation(batch_size=batch_size) as unit:
         result = rules_fn(unit.registrations, unit.states, unit.events, status, now)
         by_name = {r.integration: r for r in unit.registrations}
-        written = [draft for draft in result.drafts if _write(unit, by_name, draft, now) is not None]
+        written = [kept for kept in (_write(unit, by_name, draft, now) for draft in result.drafts) if kept]
         # The rules return the state of every registered direction and nothing else: what they
         # leave out (an unregistered integration, a removed backward DAG) is forgotten.
         registered = {(r.integration, d) for r in unit.registrations for d in r.directions()}
@@ -52,17 +65,25 @@ def evaluate(
 
 def _write(
     unit: EvaluationUnit, by_name: Mapping[str, Registration], draft: NotificationDraft, now: datetime
-) -> int | None:
+) -> NotificationDraft | None:
+    """The draft as written to the outbox (what it reports, its failed tasks); None when not written."""
     registration = by_name.get(draft.integration)
     if registration is None:
         return None
     kept = drop_reported(draft, unit.covered_event_ids(draft.kind, (e.id for e in draft.events)))
     if kept is None:
         return None
+    if kept.kind in JOB_KINDS and kept.events:
+        kept = replace(
+            kept, failed_tasks=tuple(unit.task_failures_of_runs((e.dag_id, e.run_id) for e in kept.events))
+        )
     settings = registration.settings_for(kept.direction)
     directions = registration.directions()
     dag_id = (
         registration.dag_id_for(kept.direction) if kept.direction in directions else registration.integration
     )
     # The Message-ID comes from the dedupe key, so a re-send of the same notification threads.
-    return unit.add_notification(kept, settings, dag_id, message_id=message_id_for(kept.dedupe_key), now=now)
+    message_id = message_id_for(kept.dedupe_key)
+    if unit.add_notification(kept, settings, dag_id, message_id=message_id, now=now) is None:
+        return None
+    return kept

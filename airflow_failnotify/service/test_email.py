@@ -108,8 +108,11 @@ def _registration_test(
 
 def _connection_test(conn_id: str, to: Sequence[str], cc: Sequence[str], *, server: str) -> Notification:
     from airflow_failnotify.core.emails import render_connection_test_email
+    from airflow_failnotify.settings import airflow_base_url
 
-    return render_connection_test_email(conn_id, to=to, cc=cc, server=server, host=socket.gethostname())
+    return render_connection_test_email(
+        conn_id, to=to, cc=cc, server=server, host=socket.gethostname(), base_url=airflow_base_url()
+    )
 
 
 def send_test_emails(reg: Registration) -> list[TestOutcome]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from airflow_failnotify.core.capture import EventRecord
 from airflow_failnotify.store.records import ErrorRow, ImportPlan, OutboxItem, PassRow
+from airflow_failnotify.store.registrations import Actor
 from airflow_failnotify.store.session import utcnow, worker_name
 from airflow_failnotify.store.store import Store, get_store, reset_stores
 
 __all__ = [
+    "Actor",
     "ErrorRow",
     "EventRecord",
     "ImportPlan",

@@ -142,6 +142,8 @@ def draft_to_payload(draft: NotificationDraft, settings: DirectionSettings, dag_
             "inactivity_minutes": draft.inactivity_minutes,
             "quiet_since": draft.quiet_since.isoformat() if draft.quiet_since else None,
             "events": [_event_to_json(e) for e in draft.events],
+            "episode_key": draft.episode_key,
+            "failed_tasks": [_event_to_json(e) for e in draft.failed_tasks],
             "settings": direction_to_dict(settings),
             "dag_id": dag_id,
         }
@@ -160,6 +162,9 @@ def payload_to_draft(payload: str) -> tuple[NotificationDraft, DirectionSettings
         run_id=data.get("run_id"),
         inactivity_minutes=data.get("inactivity_minutes"),
         quiet_since=datetime.fromisoformat(data["quiet_since"]) if data.get("quiet_since") else None,
+        # Payloads written before episodes and job-failure task lists have neither.
+        episode_key=data.get("episode_key"),
+        failed_tasks=tuple(_event_from_json(e) for e in data.get("failed_tasks") or ()),
     )
     return draft, _settings_from_dict(data["settings"]), data["dag_id"]
 

@@ -28,6 +28,7 @@ from airflow_failnotify.core.model import (
 )
 from airflow_failnotify.store import tables as t
 from airflow_failnotify.store.codecs import draft_to_payload, event_from_row, state_from_row, state_row
+from airflow_failnotify.store.overview import read_task_failures
 from airflow_failnotify.store.registrations import read_registrations
 from airflow_failnotify.store.session import StoreBase, insert_ignore
 
@@ -56,6 +57,14 @@ class EvaluationUnit:
                 )
             ).scalars()
         )
+
+    def task_failures_of_runs(self, runs: Iterable[tuple[str, str]]) -> list[FailureEvent]:
+        """Every final task failure recorded for these (dag_id, run_id) runs, evaluated or not.
+
+        Read in the evaluation's transaction, so it sees what the scheduler reconciled for a failed run
+        (tasks killed hard) as soon as it was committed. Oldest first.
+        """
+        return read_task_failures(self.conn, runs)
 
     def add_notification(
         self,

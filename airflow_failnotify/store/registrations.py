@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from airflow_failnotify.core import audit
 from airflow_failnotify.core.config import ConfigValidationError, check_dag_conflicts
 from airflow_failnotify.core.model import Direction, OutboxState, Registration
 from airflow_failnotify.store import tables as t
+from airflow_failnotify.store.audit import write_audit
 from airflow_failnotify.store.codecs import settings_from_row, settings_row
 from airflow_failnotify.store.records import ImportPlan
 from airflow_failnotify.store.session import StoreBase, utcnow
@@ -51,16 +53,65 @@ def read_registrations(conn: Connection, integration: str | None = None) -> list
     return out
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a configuration change, for the audit trail: ``name`` (the UI user, or
+    ``cli:<os user>``) and ``source`` (ui, bulk, cli, import)."""
+
+    name: str
+    source: str
+
+
+def _audit_change(
+    conn: Connection,
+    actor: Actor | None,
+    before: Registration | None,
+    after: Registration | None,
+    now: datetime,
+) -> None:
+    if actor is None:
+        return
+    name = (after or before).integration  # type: ignore[union-attr]
+    action = audit.REGISTER if before is None else audit.UNREGISTER if after is None else audit.UPDATE
+    write_audit(
+        conn,
+        actor=actor.name,
+        source=actor.source,
+        action=action,
+        integration=name,
+        changes=audit.changes_between(before, after),
+        now=now,
+    )
+
+
 class RegistrationStore(StoreBase):
     def get_setting(self, key: str) -> str | None:
         with self._connect() as conn:
             return conn.execute(select(t.setting.c.value).where(t.setting.c.key == key)).scalar_one_or_none()
 
-    def set_setting(self, key: str, value: str | None) -> None:
+    def set_setting(self, key: str, value: str | None, *, actor: Actor | None = None) -> bool:
+        """Store (or with None clear) a setting; False, and nothing written, when it is unchanged."""
         with self._begin() as conn:
+            before = conn.execute(
+                select(t.setting.c.value).where(t.setting.c.key == key)
+            ).scalar_one_or_none()
+            if before == value:
+                return False
+            now = utcnow()
             conn.execute(delete(t.setting).where(t.setting.c.key == key))
             if value is not None:
-                conn.execute(insert(t.setting).values(key=key, value=value, updated_at=utcnow()))
+                conn.execute(insert(t.setting).values(key=key, value=value, updated_at=now))
+            if actor is not None:
+                write_audit(
+                    conn,
+                    actor=actor.name,
+                    source=actor.source,
+                    action=audit.SETTING,
+                    integration=None,
+                    changes=audit.setting_changes(key, before, value),
+                    now=now,
+                )
+        return True
 
     def list_registrations(self) -> list[Registration]:
         with self._connect() as conn:
@@ -126,12 +177,18 @@ class RegistrationStore(StoreBase):
             conn.execute(query)
 
     def save_registrations(
-        self, registrations: Sequence[Registration], *, replace_all: bool = False, dry_run: bool = False
+        self,
+        registrations: Sequence[Registration],
+        *,
+        replace_all: bool = False,
+        dry_run: bool = False,
+        actor: Actor | None = None,
     ) -> ImportPlan:
         """Add or update ``registrations`` in one transaction (all or nothing).
 
         With ``replace_all`` every stored registration not in the list is unregistered. DAG
-        conflicts with stored registrations are checked inside the transaction.
+        conflicts with stored registrations are checked inside the transaction. With ``actor``
+        each change (not the unchanged ones) gets its audit row in the same transaction.
         """
         plan = ImportPlan()
         with self._begin() as conn:
@@ -153,20 +210,24 @@ class RegistrationStore(StoreBase):
                     plan.updated.append(reg.integration)
                 if not dry_run:
                     self._write_registration(conn, reg, now)
+                    _audit_change(conn, actor, before, reg, now)
             if replace_all:
                 for name in sorted(set(stored) - names):
                     plan.removed.append(name)
                     if not dry_run:
                         self._unregister(conn, name, now)
+                        _audit_change(conn, actor, stored[name], None, now)
             if dry_run:
                 conn.rollback()
         self._dag_lookup.clear()
         return plan
 
-    def save_registration(self, registration: Registration) -> ImportPlan:
-        return self.save_registrations([registration])
+    def save_registration(self, registration: Registration, *, actor: Actor | None = None) -> ImportPlan:
+        return self.save_registrations([registration], actor=actor)
 
-    def register_new_only(self, registrations: Sequence[Registration]) -> tuple[list[str], dict[str, str]]:
+    def register_new_only(
+        self, registrations: Sequence[Registration], *, actor: Actor | None = None
+    ) -> tuple[list[str], dict[str, str]]:
         """Bulk configuration: only integrations not configured yet; returns (configured, skipped)."""
         skipped: dict[str, str] = {}
         configured: list[str] = []
@@ -184,6 +245,7 @@ class RegistrationStore(StoreBase):
                     )
                     continue
                 self._write_registration(conn, reg, now)
+                _audit_change(conn, actor, None, reg, now)
                 used[reg.integration] = reg.integration
                 configured.append(reg.integration)
         self._dag_lookup.clear()
@@ -216,8 +278,12 @@ class RegistrationStore(StoreBase):
             )
         return bool(deleted)
 
-    def unregister(self, integration: str) -> bool:
+    def unregister(self, integration: str, *, actor: Actor | None = None) -> bool:
         with self._begin() as conn:
-            found = self._unregister(conn, integration, utcnow())
+            before = read_registrations(conn, integration)
+            now = utcnow()
+            found = self._unregister(conn, integration, now)
+            if found and before:
+                _audit_change(conn, actor, before[0], None, now)
         self._dag_lookup.clear()
         return found

@@ -8,17 +8,29 @@ from __future__ import annotations
 
 import threading
 
+from airflow_failnotify.store.audit import AuditStore
 from airflow_failnotify.store.engine import create_store_engine
 from airflow_failnotify.store.errors import ErrorStore
 from airflow_failnotify.store.evaluation import EvaluationStore
 from airflow_failnotify.store.events import EventStore
 from airflow_failnotify.store.health import HealthStore
 from airflow_failnotify.store.outbox import OutboxStore
+from airflow_failnotify.store.overview import OverviewStore
 from airflow_failnotify.store.registrations import RegistrationStore
 
 
-class Store(RegistrationStore, EventStore, EvaluationStore, OutboxStore, ErrorStore, HealthStore):
-    """Configuration, capture, evaluation's unit of work, outbox, error log, passes and health reads."""
+class Store(
+    RegistrationStore,
+    EventStore,
+    EvaluationStore,
+    OutboxStore,
+    ErrorStore,
+    AuditStore,
+    OverviewStore,
+    HealthStore,
+):
+    """Configuration, capture, the evaluation's unit of work, outbox, error log and passes, audit, overview
+    and health reads: one concern module each."""
 
 
 _STORES: dict[str, Store] = {}

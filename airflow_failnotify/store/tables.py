@@ -224,3 +224,20 @@ notification_pass = Table(
     Column("finished_at", UtcDateTime(), nullable=True),
     Column("summary", Text, nullable=True),  # JSON
 )
+
+# --- audit (migration 0003) -------------------------------------------------------------------------
+
+# Who changed which configuration, when, and what changed (JSON list of {field, before, after}).
+audit = Table(
+    "failnotify_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("actor", String(ID_LEN), nullable=False),
+    Column("source", String(32), nullable=False),  # ui | bulk | cli | import
+    Column("action", String(32), nullable=False),  # register | update | unregister | setting
+    Column("integration", String(ID_LEN), nullable=True),  # None: a plugin setting
+    Column("changes", Text, nullable=False),
+)
+Index("ix_failnotify_audit_integration", audit.c.integration, audit.c.occurred_at)
+Index("ix_failnotify_audit_time", audit.c.occurred_at)

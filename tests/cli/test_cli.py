@@ -174,3 +174,37 @@ def test_health_exits_with_its_status_and_prints_json(
         assert capsys.readouterr().out.startswith(f"failnotify health: {report['status']}")
     finally:
         reset_stores()
+
+
+def test_import_and_unregister_are_in_the_audit_trail_as_the_os_user(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import getpass
+    import json
+
+    run(capsys, "db", "migrate")
+    run(capsys, "config", "import", str(EXAMPLE))
+    run(capsys, "config", "import", str(EXAMPLE))  # unchanged: no new row
+    run(capsys, "config", "unregister", "sync_jira_to_ado")
+    code, out, _ = run(capsys, "audit", "list", "--json")
+    assert code == 0
+    entries = json.loads(out)
+    assert [(e["action"], e["source"], e["integration"]) for e in entries] == [
+        ("unregister", "cli", "sync_jira_to_ado"),
+        ("register", "import", "sync_jira_to_ado"),
+    ]
+    assert {e["actor"] for e in entries} == {f"cli:{getpass.getuser()}"}
+    registered = {c["field"]: c for c in entries[1]["changes"]}
+    assert (registered["smtp_conn_id"]["before"], registered["smtp_conn_id"]["after"]) == (None, "mail_oauth")
+
+
+def test_audit_list_filters_by_integration_and_prints_each_change(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "db", "migrate")
+    run(capsys, "config", "import", str(EXAMPLE))
+    code, out, _ = run(capsys, "audit", "list", "--integration", "sync_jira_to_ado")
+    assert code == 0 and "register sync_jira_to_ado" in out
+    assert "    smtp_conn_id: None -> 'mail_oauth'" in out
+    code, out, _ = run(capsys, "audit", "list", "--integration", "other")
+    assert code == 0 and "no configuration change recorded for other" in out

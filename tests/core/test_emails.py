@@ -35,6 +35,7 @@ T0 = datetime(2026, 11, 27, 21, 47, 57, tzinfo=timezone.utc)
 RUN = "scheduled__2026-11-27T21:00:00+00:00"
 BASE = "https://airflow.example.com"
 DAG = "sync_jira_to_ado"
+BACK = "sync_ado_to_jira"
 
 
 def settings(**kw: object) -> DirectionSettings:
@@ -110,12 +111,18 @@ def render(d: NotificationDraft, s: DirectionSettings | None = None, **kw: objec
          "[Sync] 1 entity failure: sync_jira_to_ado (forward)"),
         (draft(NotificationKind.PROCESSING, [event(i) for i in range(3)]),
          "[Sync] 3 entity failures: sync_jira_to_ado (forward)"),
-        (draft(NotificationKind.GLOBAL_IMMEDIATE, direction=Direction.BACKWARD),
-         "[Sync] Job failed: sync_jira_to_ado (backward)"),
     ],
 )
 def test_subject_by_kind(d: NotificationDraft, expected: str) -> None:
     assert render(d, settings(include_error_trace=False)).subject == expected
+
+
+def test_backward_subject_names_the_failed_dag_and_its_integration() -> None:
+    backward = draft(NotificationKind.NOT_ACCESSIBLE, [event(dag_id=BACK, direction=Direction.BACKWARD)],
+                     direction=Direction.BACKWARD)
+    rendered = render(backward, dag_id=BACK)
+    assert rendered.subject == f"[Sync] Not accessible: {BACK} (backward of {DAG})"
+    assert f"backward DAG {BACK} of integration {DAG}" in rendered.text
 
 
 def test_subject_without_prefix_has_no_leading_space() -> None:
@@ -173,7 +180,7 @@ def test_processing_body_lists_each_failure() -> None:
         assert "retry 1 of 2" in body  # an entity report: retries made of the maximum
         assert "try 3 of 4" in body  # a task: Airflow's max_tries counts the retries
         assert "will be retried" in body
-        assert "2026-11-27 21:47:57 UTC+00:00" in body
+        assert "2026-11-27 21:47 UTC" in body
         assert ERROR_TRACE_FILENAME in body
 
 
@@ -190,7 +197,7 @@ def test_inactivity_body() -> None:
     d = draft(NotificationKind.INACTIVITY, inactivity_minutes=120, quiet_since=T0 - timedelta(hours=2))
     rendered = render(d)
     assert "no activity" in rendered.text and "for 2 hours" in rendered.text
-    assert "2026-11-27 19:47:57 UTC+00:00" in rendered.text
+    assert "2026-11-27 19:47 UTC" in rendered.text
     assert f"{BASE}/dags/{DAG}" in rendered.text
     assert rendered.attachments == ()
 
@@ -199,7 +206,7 @@ def test_times_are_utc_with_offset() -> None:
     cet = timezone(timedelta(hours=1))
     e = event(occurred_at=datetime(2026, 11, 27, 22, 47, 57, tzinfo=cet))
     rendered = render(draft(NotificationKind.NOT_ACCESSIBLE, [e]))
-    assert "2026-11-27 21:47:57 UTC+00:00" in rendered.text
+    assert "2026-11-27 21:47 UTC" in rendered.text
     assert "22:47:57" not in rendered.text
 
 
@@ -350,7 +357,7 @@ def test_render_test_email() -> None:
                                         inactivity_minutes=90))
     rendered = render_test_email(DAG, Direction.BACKWARD, s, sender="bot@example.com",
                                  dag_id="sync_ado_to_jira", base_url=BASE, now=T0)
-    assert rendered.subject == "[Sync] Test notification: sync_jira_to_ado (backward)"
+    assert rendered.subject == "[Sync] Test notification: sync_ado_to_jira (backward of sync_jira_to_ado)"
     assert rendered.to == ("ops@example.com", "dev@example.com")
     assert rendered.cc == ("lead@example.com",)
     assert rendered.attachments == ()
@@ -370,3 +377,94 @@ def test_render_test_email_escapes_html() -> None:
                                  sender="bot@example.com")
     assert "<b>dag</b>" not in rendered.html and "&lt;b&gt;dag&lt;/b&gt;" in rendered.html
     assert rendered.subject == "Test notification: <b>dag</b> (forward)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Job failures: the failed task instances of each run
+# ---------------------------------------------------------------------------------------------
+
+
+def run_failed(i: int, run_id: str = RUN) -> FailureEvent:
+    return event(i, kind=EventKind.RUN_FAILED, task_id=None, run_id=run_id, try_number=None,
+                 max_tries=None, error_message="task_failure", traceback="")
+
+
+def test_job_failure_lists_the_failed_task_with_try_error_and_log_link() -> None:
+    task = event(7, task_id="sync_entity", map_index=2, entity="CUST-1003", try_number=2, max_tries=1,
+                 error_message="ValueError: ERP rejected CUST-1003\nsecond line")
+    d = draft(NotificationKind.GLOBAL_IMMEDIATE, [run_failed(8)], failed_tasks=(task,))
+    rendered = render(d)
+    link = f"{BASE}/dags/{DAG}/runs/scheduled__2026-11-27T21%3A00%3A00%2B00%3A00/tasks/sync_entity/mapped/2"
+    for body in (rendered.text, rendered.html):
+        assert "sync_entity[CUST-1003]" in body
+        assert "try 2 of 2" in body
+        assert "ValueError: ERP rejected CUST-1003" in body
+        assert "second line" not in body  # the exception's first line only
+        assert link in body
+    assert rendered.failed_tasks == ("sync_entity[CUST-1003]",)
+
+
+def test_job_failure_without_a_failed_task_says_so() -> None:
+    rendered = render(draft(NotificationKind.GLOBAL_IMMEDIATE, [run_failed(8)]))
+    for body in (rendered.text, rendered.html):
+        assert "no task failed (e.g. a run timeout or a manual mark)" in body
+
+
+def test_threshold_mail_lists_each_runs_own_failed_task() -> None:
+    runs = [run_failed(i, run_id=f"run_{i}") for i in (1, 2)]
+    tasks = (event(10, run_id="run_1", task_id="extract", error_message="KeyError: 'id'"),
+             event(11, run_id="run_2", task_id="load", error_message="TimeoutError: db"))
+    rendered = render(draft(NotificationKind.GLOBAL_THRESHOLD, runs, failed_tasks=tasks))
+    text = rendered.text
+    first, second = text.index("run run_1"), text.index("run run_2")
+    assert first < text.index("extract") < second < text.index("load")
+    assert "KeyError: 'id'" in text and "TimeoutError: db" in text
+
+
+def test_job_failure_lists_a_retried_task_once_at_its_latest_try() -> None:
+    tasks = (event(1, try_number=1, max_tries=1, error_message="first"),
+             event(2, try_number=2, max_tries=1, error_message="second"))
+    rendered = render(draft(NotificationKind.GLOBAL_IMMEDIATE, [run_failed(3)], failed_tasks=tasks))
+    assert "second" in rendered.text and "try 2 of 2" in rendered.text
+    assert "first" not in rendered.text.split("Failed tasks:")[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads and list headers
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_later_mail_of_an_episode_refers_to_the_episodes_first_mail() -> None:
+    root = draft(NotificationKind.NOT_ACCESSIBLE, [event()], dedupe_key="root", episode_key="root")
+    later = draft(NotificationKind.GLOBAL_IMMEDIATE, [run_failed(2)], dedupe_key="later", episode_key="root")
+    first, second = render(root), render(later)
+    assert first.references == ()
+    assert second.references == (first.message_id,)
+    msg = to_mime_message(second, sender="bot@example.com")
+    assert msg["In-Reply-To"] == first.message_id and msg["References"] == first.message_id
+    assert "In-Reply-To" not in to_mime_message(first, sender="bot@example.com")
+
+
+def test_every_notification_carries_list_id_kind_and_auto_submitted() -> None:
+    msg = to_mime_message(render(draft(NotificationKind.PROCESSING, [event()])), sender="bot@example.com")
+    assert msg["List-Id"] == f'"failnotify: {DAG}" <{DAG}.failnotify.airflow.example.com>'
+    assert msg["X-Failnotify-Kind"] == "processing"
+    assert msg["Auto-Submitted"] == "auto-generated"
+
+
+def test_list_id_without_a_base_url_uses_localhost() -> None:
+    rendered = render(draft(NotificationKind.PROCESSING, [event()]), base_url=None)
+    assert rendered.list_id is not None and rendered.list_id.endswith(f"<{DAG}.failnotify.localhost>")
+
+
+def test_test_mails_carry_the_same_headers_and_their_own_message_id_and_date() -> None:
+    rendered = render_test_email(DAG, Direction.FORWARD, settings(), sender="bot@example.com",
+                                 base_url=BASE, now=T0)
+    msg = to_mime_message(rendered, sender="bot@example.com")
+    assert msg["X-Failnotify-Kind"] == "test" and msg["Auto-Submitted"] == "auto-generated"
+    assert msg["List-Id"].endswith(f"<{DAG}.failnotify.airflow.example.com>")
+    assert msg["Message-ID"].startswith("<test-") and msg["Date"] == "Fri, 27 Nov 2026 21:47:57 +0000"
+
+
+def test_times_print_to_the_minute_in_utc() -> None:
+    assert "When:        2026-11-27 21:47 UTC" in render(draft(NotificationKind.PROCESSING, [event()])).text

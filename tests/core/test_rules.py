@@ -641,3 +641,57 @@ def test_deterministic_and_sorted_whatever_the_input_order() -> None:
         again = evaluate(shuffled_regs, {}, shuffled_events, {}, at(600))
         assert again == baseline
         assert list(again.states) == list(baseline.states)
+
+
+# ---------------------------------------------------------------------------------------------
+# Episodes (mail threads)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_first_notified_failure_opens_an_episode_that_later_mails_join() -> None:
+    store = FakeStore(registration(immediate=True, processing=False))
+    (first,) = store.run(2, [failed_run("r1", 1)])
+    (second,) = store.run(4, [failed_run("r2", 3)])
+    assert first.episode_key == first.dedupe_key
+    assert second.episode_key == first.dedupe_key
+    assert state(store).episode_key == first.dedupe_key
+
+
+def test_a_clean_successful_run_ends_the_episode() -> None:
+    store = FakeStore(registration(immediate=True, processing=False))
+    (first,) = store.run(2, [failed_run("r1", 1)])
+    store.run(4, [ok_run("r2", 3)])
+    assert state(store).episode_key is None
+    (after,) = store.run(6, [failed_run("r3", 5)])
+    assert after.episode_key == after.dedupe_key != first.episode_key
+
+
+def test_a_successful_run_with_a_final_entity_failure_keeps_the_episode_open() -> None:
+    store = FakeStore(registration(immediate=True))
+    drafts = store.run(2, [failed_run("r1", 1)])
+    root = drafts[0].episode_key
+    # An earlier pass saw r2's final entity failure; r2 then ends "success".
+    store.run(4, [entity_failed("r2", 3)])
+    store.run(6, [ok_run("r2", 5)])
+    assert state(store).episode_key == root
+
+
+def test_within_one_batch_a_success_before_a_failure_starts_a_new_episode() -> None:
+    store = FakeStore(registration(immediate=True, processing=False))
+    (first,) = store.run(2, [failed_run("r1", 1)])
+    (again,) = store.run(6, [ok_run("r2", 3), failed_run("r3", 5)])
+    assert again.episode_key == again.dedupe_key != first.episode_key
+    assert state(store).episode_key == again.dedupe_key
+
+
+def test_the_episode_survives_the_stores_extra_column_round_trip() -> None:
+    from airflow_failnotify.store.codecs import state_from_row, state_row
+
+    stored = DirectionState(integration="a", direction=FWD, episode_key="k", failing_runs=("r1", "r2"))
+
+    class Row:
+        def __init__(self, values: dict[str, object]) -> None:
+            self.__dict__.update(values)
+
+    loaded = state_from_row(Row(state_row(stored)))
+    assert loaded.episode_key == "k" and loaded.failing_runs == ("r1", "r2")

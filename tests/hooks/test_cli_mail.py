@@ -125,3 +125,18 @@ def test_test_email_keeps_a_rotated_refresh_token_across_processes(
         assert len(server.messages) == 2
     assert [r.status for r in grants.server.requests] == [200, 200]  # the second used the rotated token
     assert REFRESH_TOKEN not in grants.server.refresh_tokens
+
+
+def test_the_test_mail_carries_its_own_message_id_date_and_list_headers(
+    smtp_server: DevSmtpServer, smtp_connection: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    conn_id = smtp_connection("cli_headers", server=smtp_server, auth_type="basic")
+    assert run(conn_id) == 0
+    (received,) = smtp_server.messages
+    headers = received.message
+    # Ours, not the MTA's: the dev server adds none of these.
+    message_id = str(headers["Message-ID"])
+    assert message_id.startswith("<test-") and message_id.endswith("@failnotify>")
+    assert headers["Date"] is not None
+    assert headers["Auto-Submitted"] == "auto-generated" and headers["X-Failnotify-Kind"] == "test"
+    assert "<connection-test-cli_headers.failnotify." in str(headers["List-Id"])

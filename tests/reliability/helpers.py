@@ -214,6 +214,10 @@ MAIL_HEADERS = frozenset(
         "message-id",
         "auto-submitted",
         "x-auto-response-suppress",
+        "in-reply-to",  # threads: a later mail of an episode answers its first
+        "references",
+        "list-id",
+        "x-failnotify-kind",
         "mime-version",
         "content-type",
         "content-transfer-encoding",

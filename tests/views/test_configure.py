@@ -256,7 +256,7 @@ def test_test_button_mails_the_recipients_and_cc_of_each_direction(tested: tuple
 def test_test_button_mails_carry_each_directions_subject_prefix(tested: tuple[Page, list[Any]]) -> None:
     _page, mails = tested
     assert sorted(str(m.message["Subject"]) for m in mails) == [
-        "[Back] Test notification: sync_c (backward)",
+        "[Back] Test notification: sync_d (backward of sync_c)",
         "[Sync] Test notification: sync_c (forward)",
     ]
 
@@ -359,3 +359,61 @@ def test_unregister_with_confirmation_removes_the_registration(admin: Client, fn
 
 def test_unregister_of_an_unregistered_integration_goes_back_to_the_form(admin: Client) -> None:
     assert admin.get(f"{URL}/sync_a/unregister").status == 302
+
+
+# ------------------------------------------------------------------------------------------ backward DAGs
+
+
+def test_the_form_of_a_backward_dag_says_which_integration_covers_it(admin: Client, fn_store: Any) -> None:
+    register_valid_form(fn_store)  # sync_a, backward sync_b
+    page = admin.get(f"{URL}/sync_b")
+    assert page.status == 200
+    assert 'data-covered-by="sync_a"' in page.text
+    assert re.search(r'<a href="[^"]*/configure/sync_a" id="failnotify-covered-by">sync_a</a>', page.text)
+    assert 'id="failnotify-configure-form"' not in page.text  # nothing to fill in
+
+
+def test_a_post_for_a_backward_dag_is_refused_before_anything_is_filled(admin: Client, fn_store: Any) -> None:
+    register_valid_form(fn_store)
+    page = post_form(admin, "sync_b", {**VALID_FORM, "backward_integration": ""})
+    assert page.status == 409 and 'data-covered-by="sync_a"' in page.text
+    assert fn_store.get_registration("sync_b") is None
+
+
+# ----------------------------------------------------------------------------------------------- audit
+
+
+def test_a_save_is_recorded_with_the_users_name_and_what_changed(admin: Client, fn_store: Any) -> None:
+    post_form(admin, "sync_c", VALID_FORM)
+    post_form(admin, "sync_c", {**VALID_FORM, "subject_prefix": "[New]"})
+    entries, total = fn_store.list_audit(integration="sync_c")
+    assert total == 2
+    update, register = entries
+    assert (register.actor, register.source, register.action) == ("admin", "ui", "register")
+    assert (update.action, [(c.field, c.before, c.after) for c in update.changes]) == (
+        "update",
+        [("subject_prefix", "[Sync]", "[New]")],
+    )
+
+
+def test_the_configure_page_shows_the_change_history(admin: Client, fn_store: Any) -> None:
+    post_form(admin, "sync_c", VALID_FORM)
+    page = admin.get(f"{URL}/sync_c")
+    history = page.between('id="failnotify-history"', "</table>")
+    assert 'data-action="register"' in history and ">admin <small" in history
+
+
+def test_a_save_without_a_change_records_nothing(admin: Client, fn_store: Any) -> None:
+    post_form(admin, "sync_c", VALID_FORM)
+    post_form(admin, "sync_c", VALID_FORM)
+    assert fn_store.list_audit(integration="sync_c")[1] == 1
+
+
+def test_an_unregister_is_recorded_with_the_users_name(admin: Client, fn_store: Any) -> None:
+    register_valid_form(fn_store)
+    admin.post(f"{URL}/sync_a/unregister", {"confirm": "yes"})
+    (entry,), _ = fn_store.list_audit(integration="sync_a")
+    assert (entry.actor, entry.action) == ("admin", "unregister")
+    assert ("recipients", "ops@example.com, lead@example.com", None) in [
+        (c.field, c.before, c.after) for c in entry.changes
+    ]

@@ -221,3 +221,67 @@ def test_a_user_without_dag_rights_must_choose_an_integration(login: Any, failur
     page = errors_page(login("nodag"))
     assert page.status == 200
     assert 'id="failnotify-choose"' in page.text and events(page) == []
+
+
+# ----------------------------------------------------------------------------------------------- what failed
+
+
+def test_the_try_count_reads_as_in_the_mail(admin: Client, fn_store: Any, failures: None) -> None:
+    from airflow_failnotify.core.text import try_label
+
+    (task,) = [e for e in fn_store.list_events(integration="sync_d")[0] if e.task_id == "load"]
+    assert try_label(task) == "try 1 of 4"  # what the mail prints: max_tries 3 retries = 4 tries
+    chunk = errors_page(admin).between(f'<tr data-event-id="{task.id}"', "</tr>")
+    assert '<small class="failnotify-try">try 1 of 4, will be retried</small>' in chunk
+
+
+def test_a_job_row_lists_its_failed_tasks_with_error_and_log_link(admin: Client, fn_store: Any) -> None:
+    from airflow_failnotify.core.model import EventKind
+    from airflow_failnotify.store import EventRecord
+
+    register_bulk(fn_store, "sync_d")
+    fn_store.record_events(
+        [
+            EventRecord(
+                kind=EventKind.TASK_FAILED,
+                dag_id="sync_d",
+                run_id="r9",
+                occurred_at=NOW,
+                source="task",
+                task_id="push",
+                map_index=2,
+                entity="CUST-7",
+                try_number=2,
+                max_tries=1,
+                is_final=True,
+                error_message="ValueError: CUST-7 rejected\nTraceback follows",
+            ),
+            EventRecord(
+                kind=EventKind.RUN_FAILED,
+                dag_id="sync_d",
+                run_id="r9",
+                occurred_at=NOW,
+                source="scheduler",
+                error_message="task_failure",
+            ),
+            EventRecord(
+                kind=EventKind.RUN_FAILED,
+                dag_id="sync_d",
+                run_id="r10",
+                occurred_at=NOW,
+                source="scheduler",
+                error_message="timed out",
+            ),
+        ]
+    )
+    page = errors_page(admin)
+    rows = {run: page.between(f"<td><small>{run}</small></td>", "</tr>") for run in ("r9", "r10")}
+    job = page.text.split('data-run-tasks="1"', 1)[1].split("</div>", 1)[0]
+    assert "<code>push[CUST-7]</code> (try 2 of 2): ValueError: CUST-7 rejected" in job
+    assert 'href="/dags/sync_d/runs/r9/tasks/push/mapped/2"' in job
+    assert "Traceback follows" not in job
+    assert (
+        'data-run-tasks="0"' in page.text
+        and "no task failed (e.g. a run timeout or a manual mark)" in page.text
+    )
+    assert rows  # both runs are listed

@@ -76,7 +76,9 @@ def test_a_registered_dag_shows_a_sparkline_of_its_recent_failures(
 ) -> None:
     chunk = row(admin.get(URL), "sync_d")
     assert '<svg class="failnotify-sparkline"' in chunk and chunk.count("<rect ") == 14
-    assert re.findall(r"<title>([^<]*)</title>", chunk)[0].startswith("3 failures in the last 14 days")
+    title = re.findall(r"<title>([^<]*)</title>", chunk)[0]
+    assert title.startswith("2 failed runs in the last 14 days")
+    assert "0 entity failures" in title  # the one task failure will be retried: not an entity failure
 
 
 def test_the_app_builds_with_the_plugin_in_seconds(views_app: Any) -> None:
@@ -99,3 +101,75 @@ def test_a_missing_connection_and_a_dag_airflow_does_not_know_are_flagged(
     assert "DAG sync_deleted not found in Airflow" in flagged
     banner = page.between('id="failnotify-health"', "</div>")
     assert "registrations: 2 flagged" in banner
+
+
+def test_the_charts_figure_is_the_number_of_failed_runs(admin: Client, fn_store: Any) -> None:
+    from airflow_failnotify.core.model import EventKind
+    from airflow_failnotify.store import EventRecord
+
+    register_bulk(fn_store, "sync_d")
+    now = datetime.now(timezone.utc)
+    records = []
+    for run in ("r1", "r2", "r3"):  # three failed runs, each with two final task failures and a retried try
+        records.append(
+            EventRecord(
+                kind=EventKind.RUN_FAILED,
+                dag_id="sync_d",
+                run_id=run,
+                occurred_at=now,
+                source="scheduler",
+                error_message="task_failure",
+            )
+        )
+        for task, final in (("extract", True), ("load", True), ("load", False)):
+            records.append(
+                EventRecord(
+                    kind=EventKind.TASK_FAILED,
+                    dag_id="sync_d",
+                    run_id=run,
+                    occurred_at=now,
+                    source="task",
+                    task_id=task,
+                    try_number=1 if not final else 2,
+                    max_tries=1,
+                    is_final=final,
+                    error_message="boom",
+                )
+            )
+    fn_store.record_events(records)
+    chunk = row(admin.get(URL), "sync_d")
+    assert re.findall(r'<span class="failnotify-spark-total" title="failed runs">(\d+)</span>', chunk) == [
+        "3"
+    ]
+    assert "6 entity failures" in chunk
+
+
+def test_a_backward_dag_is_listed_as_covered_with_a_link_to_its_integration(listing: Page) -> None:
+    chunk = row(listing, "sync_b")
+    assert "Covered" in chunk and "Not registered" not in chunk
+    assert re.search(r'backward of <a href="[^"]*/configure/sync_a">sync_a</a>', chunk)
+    assert cells(chunk, "directions") == ["backward"] and cells(chunk, "server") == ["mail_test"]
+
+
+def test_both_servers_are_shown_when_the_directions_differ(admin: Client, fn_store: Any) -> None:
+    from airflow_failnotify.core.config import parse_registration
+    from airflow_failnotify.plugins import forms
+    from tests.views.conftest import VALID_FORM
+
+    form = {**VALID_FORM, "b_smtp_conn_id": "mail_other"}
+    fn_store.save_registration(
+        parse_registration(forms.registration_dict(forms.values_from_post("sync_a", form)))
+    )
+    chunk = row(admin.get(URL), "sync_a")
+    assert cells(chunk, "server") == ["mail_test (forward), mail_other (backward)"]
+
+
+def test_the_last_notification_sent_is_listed(admin: Client, fn_store: Any, mail: Any) -> None:
+    from airflow_failnotify.service.passes import run_notification_pass
+
+    register_bulk(fn_store, "sync_d", smtp_conn_id="mail_test")
+    assert cells(row(admin.get(URL), "sync_d"), "last-sent") == ["never"]
+    record_failures(fn_store, datetime.now(timezone.utc), only="sync_d")
+    run_notification_pass(trigger="manual", dag_status=lambda ids: {})
+    (sent,) = cells(row(admin.get(URL), "sync_d"), "last-sent")
+    assert sent.endswith(" UTC") and sent.startswith(str(datetime.now(timezone.utc).year))

@@ -79,3 +79,50 @@ def test_clearing_the_schedule_brings_the_default_back(admin: Client, fn_store: 
     page = admin.post(URL, {"schedule": ""})
     assert page.status == 302 and fn_store.get_setting(schedule.SETTING_KEY) is None
     assert current_schedule()[0] == "*/30 * * * *"
+
+
+def selected_option(page: Page) -> list[tuple[str, str]]:
+    return re.findall(r'<option value="([^"]*)" selected>([^<]*)</option>', page.text)
+
+
+def test_a_stored_custom_schedule_is_shown_selected(admin: Client, fn_store: Any) -> None:
+    from airflow_failnotify.core import schedule
+
+    fn_store.set_setting(schedule.SETTING_KEY, "* * * * *")  # stored by hand or an older version
+    page = admin.get(URL)
+    assert selected_option(page) == [("* * * * *", "Custom schedule (stored): * * * * *")]
+    effective = re.findall(r'id="failnotify-effective">([^<]*)<code>([^<]*)</code>', page.text)
+    assert effective == [
+        ("Custom schedule ", "* * * * *")
+    ]  # the expression once, not "Custom: * * * * * * ..."
+
+
+def test_saving_a_stored_schedule_untouched_changes_nothing(admin: Client, fn_store: Any) -> None:
+    from airflow_failnotify.core import schedule
+
+    fn_store.set_setting(schedule.SETTING_KEY, "* * * * *")
+    ((value, _label),) = selected_option(admin.get(URL))
+    page = admin.post(URL, {"schedule": value})
+    assert page.status == 302
+    assert fn_store.get_setting(schedule.SETTING_KEY) == "* * * * *"
+    assert fn_store.list_audit()[1] == 0  # nothing changed, nothing recorded
+    assert "Nothing changed" in admin.get(URL).text
+
+
+def test_a_preset_round_trips_and_is_recorded(admin: Client, fn_store: Any) -> None:
+    admin.post(URL, {"schedule": "0 * * * *"})
+    page = admin.get(URL)
+    assert selected_option(page) == [("0 * * * *", "Every hour")]
+    admin.post(URL, {"schedule": "0 * * * *"})  # again, untouched
+    entries, total = fn_store.list_audit()
+    assert total == 1 and entries[0].actor == "admin" and entries[0].action == "setting"
+    assert [(c.field, c.before, c.after) for c in entries[0].changes] == [
+        ("notification_schedule", None, "0 * * * *")
+    ]
+
+
+def test_only_one_option_says_default(settings_page: Page) -> None:
+    options = re.findall(
+        r"<option [^>]*>([^<]*)</option>", settings_page.between('id="schedule"', "</select>")
+    )
+    assert sum("(default)" in o for o in options) == 1

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from flask import Blueprint, Response
 
     from airflow_failnotify.core.model import Registration
-    from airflow_failnotify.store import Store
+    from airflow_failnotify.store import Actor, Store
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,18 @@ def store() -> Store:
     from airflow_failnotify.store import get_store
 
     return get_store()
+
+
+def actor(source: str = "ui") -> Actor:
+    """The signed-in user, as the audit trail names who made a change."""
+    from airflow_failnotify.store import Actor
+
+    user = auth.current_user()
+    try:
+        name = str(user.get_name() or "")
+    except Exception:  # an auth manager whose user has no name
+        name = ""
+    return Actor(name=name or "unknown user", source=source)
 
 
 def registrations(dag_ids: Iterable[str]) -> dict[str, Registration]:

@@ -16,6 +16,7 @@ from airflow_failnotify.plugins.views.base import (
     HTTP_UNPROCESSABLE,
     ROUTE_BASE,
     FailnotifyBaseView,
+    actor,
     store,
 )
 
@@ -126,7 +127,7 @@ class BulkView(FailnotifyBaseView):
                 registrations.append(bulk_registration(dag_id, **common))
             except ConfigValidationError as err:
                 skipped[dag_id] = str(err)
-        configured, refused = store().register_new_only(registrations)
+        configured, refused = store().register_new_only(registrations, actor=actor("bulk"))
         skipped.update(refused)
         return self.page(
             "failnotify/bulk_result.html",

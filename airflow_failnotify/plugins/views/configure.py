@@ -17,7 +17,9 @@ from airflow_failnotify.plugins.views.base import (
     HTTP_UNPROCESSABLE,
     ROUTE_BASE,
     FailnotifyBaseView,
+    actor,
     store,
+    utc,
 )
 from airflow_failnotify.service.test_email import TestOutcome, send_test_emails
 
@@ -25,6 +27,18 @@ if TYPE_CHECKING:
     from flask import Response
 
 ACTIONS = ("save", "test")
+HTTP_CONFLICT = 409
+AUDIT_ROWS = 20
+
+
+def covering_integration(dag_id: str) -> str | None:
+    """The integration whose backward DAG ``dag_id`` is; None when it is not one."""
+    from airflow_failnotify.core.model import Direction
+
+    found = store().lookup_dag(dag_id, max_age=0)
+    if found is not None and found[1] is Direction.BACKWARD:
+        return found[0]
+    return None
 
 
 def _unprefixed(error: FieldError, integration: str) -> FieldError:
@@ -80,6 +94,9 @@ class ConfigureView(FailnotifyBaseView):
         status: int = 200,
     ) -> Response:
         can_edit = auth.can_access_dag(dag_id, write=True)
+        history, history_total = (
+            store().list_audit(integration=dag_id, limit=AUDIT_ROWS) if registration else ([], 0)
+        )
         selected = [
             str(values.get(key) or "") for key in ("smtp_conn_id", f"{forms.BACKWARD_PREFIX}smtp_conn_id")
         ]
@@ -103,11 +120,34 @@ class ConfigureView(FailnotifyBaseView):
             threshold_range=forms.THRESHOLD_RANGE,
             connections_url=CONNECTIONS_URL,
             prefix=forms.BACKWARD_PREFIX,
+            covered_by=None,
+            history=history,
+            history_total=history_total,
+            utc=utc,
+        )
+
+    def _covered(self, dag_id: str, owner: str, status: int = 200) -> Response:
+        """The page of a DAG that is the backward DAG of another integration: it says so, no form."""
+        return self.page(
+            "failnotify/configure.html",
+            status=status,
+            dag_id=dag_id,
+            registration=None,
+            covered_by=owner,
+            can_edit=False,
+            outcomes=(),
+            errors=forms.FormErrors(),
+            history=[],
+            history_total=0,
+            utc=utc,
         )
 
     @expose("/<string:dag_id>", methods=["GET"])
     @auth.dag_access_required(write=False)
     def index(self, dag_id: str) -> Any:
+        owner = covering_integration(dag_id)
+        if owner is not None:
+            return self._covered(dag_id, owner)
         registration = store().get_registration(dag_id)
         if registration is not None:
             values = forms.values_from_registration(registration)
@@ -119,6 +159,9 @@ class ConfigureView(FailnotifyBaseView):
     @expose("/<string:dag_id>", methods=["POST"])
     @auth.dag_access_required(write=True)
     def save(self, dag_id: str) -> Any:
+        owner = covering_integration(dag_id)
+        if owner is not None:
+            return self._covered(dag_id, owner, status=HTTP_CONFLICT)
         registration = store().get_registration(dag_id)
         action = request.form.get("action", "save")
         values = forms.values_from_post(dag_id, request.form)
@@ -131,7 +174,7 @@ class ConfigureView(FailnotifyBaseView):
             outcomes = send_test_emails(parsed)
             return self._form(dag_id, values, registration=registration, outcomes=outcomes)
         try:
-            store().save_registration(parsed)
+            store().save_registration(parsed, actor=actor())
         except ConfigValidationError as err:  # a DAG already used by another registration
             # The store names each conflict "<integration>.<key>": drop the integration for the form.
             forms.map_errors([_unprefixed(e, dag_id) for e in err.errors], errors)
@@ -159,7 +202,7 @@ class ConfigureView(FailnotifyBaseView):
     def unregister(self, dag_id: str) -> Any:
         if request.form.get("confirm") != "yes":
             return redirect(url_for("ConfigureView.confirm_unregister", dag_id=dag_id))
-        if store().unregister(dag_id):
+        if store().unregister(dag_id, actor=actor()):
             flash(f"Failure notification of {dag_id} was unregistered.", "success")
         else:
             flash(f"{dag_id} was not registered for failure notification.", "info")

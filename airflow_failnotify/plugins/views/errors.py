@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 from flask import flash, redirect, request, url_for
 from flask_appbuilder import expose
 
-from airflow_failnotify.core.model import OutboxState
+from airflow_failnotify.core.job_failures import NO_FAILED_TASK, failed_tasks_of_events, task_instance_label
+from airflow_failnotify.core.model import EventKind, OutboxState
+from airflow_failnotify.core.text import first_line, try_label
 from airflow_failnotify.lookups import dag_listing
 from airflow_failnotify.plugins import auth, forms
 from airflow_failnotify.plugins.views.base import ROUTE_BASE, FailnotifyBaseView, int_arg, store, utc
@@ -124,6 +126,8 @@ class Listing:
     errors_total: int = 0
     outbox: list[Any] = field(default_factory=list)
     outbox_total: int = 0
+    # Job (run) failures on this page: their failed task instances, by event id (as the mail lists them).
+    run_tasks: dict[int, list[Any]] = field(default_factory=dict)
 
 
 def _listing(fs: Store, filters: Filters, epage: int, opage: int, xpage: int) -> Listing:
@@ -137,6 +141,9 @@ def _listing(fs: Store, filters: Filters, epage: int, opage: int, xpage: int) ->
             limit=ERROR_PAGE_SIZE,
             offset=(epage - 1) * ERROR_PAGE_SIZE,
         )
+        runs = [e for e in out.events if e.kind is EventKind.RUN_FAILED]
+        tasks = fs.task_failures_of_runs((e.dag_id, e.run_id) for e in runs)
+        out.run_tasks = {e.id: failed_tasks_of_events(tasks, e.dag_id, e.run_id) for e in runs}
     if filters.error_type in ("all", "other"):
         out.errors, out.errors_total = fs.list_errors(
             integration=target,
@@ -203,6 +210,11 @@ class ErrorsView(FailnotifyBaseView):
             errors_total=listing.errors_total,
             outbox=listing.outbox,
             outbox_total=listing.outbox_total,
+            run_tasks=listing.run_tasks,
+            no_failed_task=NO_FAILED_TASK,
+            try_label=try_label,
+            task_label=task_instance_label,
+            first_line=first_line,
             outbox_counts=fs.outbox_counts() if sees_everything else None,
             epage=epage,
             opage=opage,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask_appbuilder import expose
 
 from airflow_failnotify.core.health import RegistrationFlag, flags_by_integration
-from airflow_failnotify.core.model import Registration
+from airflow_failnotify.core.model import Direction, Registration
 from airflow_failnotify.lookups import dag_listing
 from airflow_failnotify.plugins import auth
 from airflow_failnotify.plugins.views.base import (
@@ -17,8 +18,8 @@ from airflow_failnotify.plugins.views.base import (
     ROUTE_BASE,
     FailnotifyBaseView,
     page_args,
-    registrations,
     store,
+    utc,
 )
 
 SPARKLINE_DAYS = 14
@@ -26,13 +27,22 @@ SPARKLINE_DAYS = 14
 
 @dataclass(frozen=True)
 class Sparkline:
-    """Failures per day (oldest first) drawn as inline SVG bars by the template."""
+    """Failed runs per day (oldest first) drawn as inline SVG bars, with the entity failures beside.
+
+    The bars and the figure are failed DAG runs (each once, whatever failed inside it); entity
+    failures (final failed task instances and entity reports) are counted apart and labelled so.
+    """
 
     counts: tuple[int, ...]
+    entity_counts: tuple[int, ...] = ()
 
     @property
     def total(self) -> int:
         return sum(self.counts)
+
+    @property
+    def entity_total(self) -> int:
+        return sum(self.entity_counts)
 
     def bars(self, width: int = 112, height: int = 24) -> list[dict[str, Any]]:
         peak = max(self.counts, default=0) or 1
@@ -62,33 +72,65 @@ class IntegrationRow:
     registration: Registration | None
     can_edit: bool
     sparkline: Sparkline | None = None
+    # The integration this DAG is the backward direction of (then ``registration`` is None).
+    covered_by: Registration | None = None
+    last_sent: datetime | None = None
 
     @property
     def directions(self) -> str:
+        if self.covered_by is not None:
+            return "backward"
         if self.registration is None:
             return ""
         return ", ".join(d.value for d in self.registration.directions())
 
     @property
     def email_server(self) -> str:
-        return self.registration.forward.smtp_conn_id if self.registration else ""
+        """Each direction's server: one name when both are the same, else ``a (forward), b (backward)``."""
+        if self.covered_by is not None:
+            return self.covered_by.settings_for(Direction.BACKWARD).smtp_conn_id
+        if self.registration is None:
+            return ""
+        servers = {d: self.registration.settings_for(d).smtp_conn_id for d in self.registration.directions()}
+        if len(set(servers.values())) == 1:
+            return next(iter(servers.values()))
+        return ", ".join(f"{conn_id} ({d.value})" for d, conn_id in servers.items())
 
 
 def _rows(dags: list[dag_listing.DagRow], editable: set[str]) -> list[IntegrationRow]:
-    registered = registrations(row.dag_id for row in dags)
-    counts = store().failure_counts_by_day(sorted(registered), days=SPARKLINE_DAYS)
-    return [
-        IntegrationRow(
-            dag_id=row.dag_id,
-            description=row.description,
-            owners=row.owners,
-            is_paused=row.is_paused,
-            registration=registered.get(row.dag_id),
-            can_edit=row.dag_id in editable,
-            sparkline=Sparkline(tuple(counts[row.dag_id])) if row.dag_id in counts else None,
+    every = store().list_registrations()
+    registered = {reg.integration: reg for reg in every}
+    covering = {reg.backward_integration: reg for reg in every if reg.backward_integration}
+    shown = [row.dag_id for row in dags if row.dag_id in registered or row.dag_id in covering]
+    chart = store().failure_chart(shown, days=SPARKLINE_DAYS)
+    owners = sorted({(registered.get(d) or covering[d]).integration for d in shown})
+    sent = store().last_sent(owners)
+    rows = []
+    for row in dags:
+        own, owner = registered.get(row.dag_id), covering.get(row.dag_id)
+        last_sent = None
+        if own is not None:
+            last_sent = max(
+                (sent[(own.integration, d)] for d in own.directions() if (own.integration, d) in sent),
+                default=None,
+            )
+        elif owner is not None:
+            last_sent = sent.get((owner.integration, Direction.BACKWARD))
+        counts = chart.get(row.dag_id)
+        rows.append(
+            IntegrationRow(
+                dag_id=row.dag_id,
+                description=row.description,
+                owners=row.owners,
+                is_paused=row.is_paused,
+                registration=own,
+                can_edit=row.dag_id in editable,
+                sparkline=Sparkline(tuple(counts[0]), tuple(counts[1])) if counts else None,
+                covered_by=owner if own is None else None,
+                last_sent=last_sent,
+            )
         )
-        for row in dags
-    ]
+    return rows
 
 
 def _flagged(readable: set[str]) -> list[RegistrationFlag]:
@@ -135,5 +177,6 @@ class IntegrationsView(FailnotifyBaseView):
             total=total,
             page_sizes=PAGE_SIZES,
             sparkline_days=SPARKLINE_DAYS,
+            utc=utc,
             any_editable=any(row.can_edit for row in rows),
         )

@@ -13,6 +13,7 @@ from airflow_failnotify.plugins.views.base import (
     HTTP_UNPROCESSABLE,
     ROUTE_BASE,
     FailnotifyBaseView,
+    actor,
     store,
     utc,
 )
@@ -49,6 +50,10 @@ class SettingsView(FailnotifyBaseView):
             configured = ""
         cron, source = schedule.resolve(stored, configured)
         now = datetime.now(timezone.utc)
+        # A stored value that is not a preset (set by an older version, or by hand) is offered as it
+        # is, selected: saving the page untouched must keep it.
+        custom = stored if stored and stored not in schedule.PRESET_VALUES else ""
+        fallback, _ = schedule.resolve(None, configured)
         return self.page(
             "failnotify/settings.html",
             status=status,
@@ -59,6 +64,9 @@ class SettingsView(FailnotifyBaseView):
             effective_label=schedule.label_for(cron),
             source=source,
             configured=configured,
+            configured_label=schedule.label_for(fallback),
+            fallback=fallback,
+            custom=custom,
             stored=stored,
             last_pass=fs.last_pass(),
             next_run=next_run(cron, now),
@@ -80,12 +88,14 @@ class SettingsView(FailnotifyBaseView):
         from airflow_failnotify.core import schedule
 
         value = (request.form.get("schedule") or "").strip()
-        if value and value not in schedule.PRESET_VALUES:
+        stored = store().get_setting(schedule.SETTING_KEY)
+        if value and value not in schedule.PRESET_VALUES and value != stored:
             return self._page(
                 selected=value, error="choose one of the schedules in the list", status=HTTP_UNPROCESSABLE
             )
-        store().set_setting(schedule.SETTING_KEY, value or None)
-        if value:
+        if not store().set_setting(schedule.SETTING_KEY, value or None, actor=actor()):
+            flash("Nothing changed: the schedule setting is as it was.", "info")
+        elif value:
             flash(
                 f"Post Failure Notification schedule set to {schedule.label_for(value)} ({value} UTC). "
                 "The job picks it up at the next parse of its DAG.",
