@@ -242,12 +242,12 @@ def _deliver_group(run: _Pass, page: _Page, conn_id: str, mails: list[Mail]) -> 
                     _failed_once(run, page, mail, failure_of(err))
                     continue
                 in_flight = None
-                _sent(run, page, mail, refused)
+                _sent(run, page, mail, refused, str(getattr(notification, "message_id", "")) or None)
     except MailDeliveryError as err:
         _server_failed(run, page, conn_id, remaining, in_flight, failure_of(err))
 
 
-def _sent(run: _Pass, page: _Page, mail: Mail, refused: Refused) -> None:
+def _sent(run: _Pass, page: _Page, mail: Mail, refused: Refused, message_id: str | None) -> None:
     note = None
     if refused:
         note = "refused recipients: " + ", ".join(
@@ -266,13 +266,13 @@ def _sent(run: _Pass, page: _Page, mail: Mail, refused: Refused) -> None:
     run.report.sent_ids.extend(mail.ids)
     now = run.clock()
     for outbox_id in mail.ids:
-        fact = SentFact(outbox_id, page.token, now, note)
+        fact = SentFact(outbox_id, page.token, now, note, message_id)
         if run.store_down:
             run.journal.keep(fact)
             run.report.unconfirmed += 1
             continue
         try:
-            if not run.outbox.mark_sent(outbox_id, page.token, now=now, note=note):
+            if not run.outbox.mark_sent(outbox_id, page.token, now=now, note=note, message_id=message_id):
                 log.warning(
                     "failnotify: notification %s was sent, but another pass had claimed it", outbox_id
                 )

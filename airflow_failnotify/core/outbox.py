@@ -37,7 +37,13 @@ class Outbox(Protocol):
     ) -> set[int]: ...
 
     def mark_sent(
-        self, outbox_id: int, claim_token: str, *, now: datetime | None = None, note: str | None = None
+        self,
+        outbox_id: int,
+        claim_token: str,
+        *,
+        now: datetime | None = None,
+        note: str | None = None,
+        message_id: str | None = None,
     ) -> bool: ...
 
     def mark_attempt_failed(
@@ -81,6 +87,7 @@ class SentFact:
     claim_token: str
     at: datetime
     note: str | None = None
+    message_id: str | None = None  # of the mail that carried it
 
 
 class SentJournal(Protocol):
@@ -106,7 +113,9 @@ class MemoryJournal:
         confirmed = 0
         while self.facts:
             fact = self.facts[0]
-            confirmed += outbox.mark_sent(fact.outbox_id, fact.claim_token, now=fact.at, note=fact.note)
+            confirmed += outbox.mark_sent(
+                fact.outbox_id, fact.claim_token, now=fact.at, note=fact.note, message_id=fact.message_id
+            )
             self.facts.pop(0)
         return confirmed
 
@@ -136,8 +145,26 @@ class Mail:
 
 
 def mails_of(items: Sequence[Any]) -> list[Mail]:
-    """The mails that carry claimed rows (one row each; coalescing is a later policy)."""
-    return [Mail(rows=(item,), claim_token=str(item.claim_token)) for item in items]
+    """The mails that carry claimed rows, oldest first: the rows of one integration-direction and
+    connection that coalesce go out as one mail (its place is its oldest row's); the others alone."""
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    mails: list[list[Any]] = []
+    for item in items:
+        if not _coalesces(item):
+            mails.append([item])
+            continue
+        key = (str(item.integration), str(item.direction), str(item.smtp_conn_id))
+        if key not in groups:
+            groups[key] = []
+            mails.append(groups[key])
+        groups[key].append(item)
+    return [Mail(rows=tuple(rows), claim_token=str(rows[0].claim_token)) for rows in mails]
+
+
+def _coalesces(item: Any) -> bool:
+    """Whether the row's integration-direction sends its due notifications as one mail (opt-in)."""
+    noise = getattr(item.settings, "noise", None)
+    return bool(getattr(noise, "coalesce", False))
 
 
 class Transport(Protocol):

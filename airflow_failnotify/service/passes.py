@@ -10,17 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from email.message import Message
 from typing import Any
 
 from airflow_failnotify import settings as failnotify_settings
 from airflow_failnotify.channels import open_transport as open_channel_transport
 from airflow_failnotify.core import delivery, rules
-from airflow_failnotify.core.emails import RenderedEmail, render_notification, to_mime_message
-from airflow_failnotify.core.outbox import Clock, Mail, OpenTransport, SentJournal
+from airflow_failnotify.core.outbox import Clock, OpenTransport, SentJournal
 from airflow_failnotify.exceptions import StoreNotReadyError, StoreUnavailableError
 from airflow_failnotify.lookups.dags import DagStatusProvider, dag_status_from_metadata_db
 from airflow_failnotify.service.evaluation import evaluate as evaluate_rules
+from airflow_failnotify.service.rendering import MailRenderer, render_message
 from airflow_failnotify.service.sent_journal import FileJournal
 from airflow_failnotify.service.store_errors import remember_store_error, report_remembered_store_errors
 from airflow_failnotify.store import OutboxItem, Store, get_store, utcnow, worker_name
@@ -45,24 +44,6 @@ class PassSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _Renderer:
-    """Renders a mail's outbox row into the channel-neutral notification."""
-
-    def __init__(self, base_url: str | None) -> None:
-        self.base_url = base_url
-
-    def __call__(self, mail: Mail) -> RenderedEmail:
-        item: OutboxItem = mail.first
-        # The Message-ID comes from the dedupe key, as the outbox row's does: a re-send threads.
-        return render_notification(item.draft, item.settings, dag_id=item.dag_id, base_url=self.base_url)
-
-
-def render_message(item: OutboxItem, *, sender: str, base_url: str | None) -> Message:
-    """The MIME message one outbox row goes out as (the benchmarks time this)."""
-    rendered = render_notification(item.draft, item.settings, dag_id=item.dag_id, base_url=base_url)
-    return to_mime_message(rendered, sender=sender)
 
 
 def run_notification_pass(
@@ -123,7 +104,7 @@ def _run_pass(
     report = delivery.deliver(
         store,
         open_transport,
-        _Renderer(config.base_url),
+        MailRenderer(config.base_url),
         policy=config.retry_policy,
         journal=journal,
         worker=worker_name(),

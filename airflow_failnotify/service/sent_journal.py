@@ -36,7 +36,13 @@ class FileJournal:
 
     def keep(self, fact: SentFact) -> None:
         line = json.dumps(
-            {"id": fact.outbox_id, "token": fact.claim_token, "at": fact.at.isoformat(), "note": fact.note}
+            {
+                "id": fact.outbox_id,
+                "token": fact.claim_token,
+                "at": fact.at.isoformat(),
+                "note": fact.note,
+                "message_id": fact.message_id,
+            }
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
@@ -56,7 +62,9 @@ class FileJournal:
             for fact in facts:
                 if fact is None:
                     continue
-                if outbox.mark_sent(fact.outbox_id, fact.claim_token, now=fact.at, note=fact.note):
+                if outbox.mark_sent(
+                    fact.outbox_id, fact.claim_token, now=fact.at, note=fact.note, message_id=fact.message_id
+                ):
                     confirmed += 1
                 else:
                     log.warning(

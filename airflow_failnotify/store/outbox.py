@@ -42,6 +42,8 @@ class OutboxStore(StoreBase):
             last_error=row.last_error,
             sent_at=row.sent_at,
             claim_token=row.claimed_by,
+            sent_message_id=row.sent_message_id,
+            hold_until=row.hold_until,
         )
 
     def claim(
@@ -68,7 +70,10 @@ class OutboxStore(StoreBase):
                 select(t.outbox.c.id)
                 .where(
                     or_(
-                        t.outbox.c.state == OutboxState.PENDING.value,
+                        and_(
+                            t.outbox.c.state == OutboxState.PENDING.value,
+                            or_(t.outbox.c.hold_until.is_(None), t.outbox.c.hold_until <= now),
+                        ),
                         and_(
                             t.outbox.c.state == OutboxState.SENDING.value, t.outbox.c.lease_expires_at < now
                         ),
@@ -129,7 +134,13 @@ class OutboxStore(StoreBase):
         return held
 
     def mark_sent(
-        self, outbox_id: int, claim_token: str, *, now: datetime | None = None, note: str | None = None
+        self,
+        outbox_id: int,
+        claim_token: str,
+        *,
+        now: datetime | None = None,
+        note: str | None = None,
+        message_id: str | None = None,
     ) -> bool:
         """Durable "sent" mark, one row, right after the server accepted the message; only by its holder."""
         now = now or utcnow()
@@ -144,6 +155,8 @@ class OutboxStore(StoreBase):
                     attempts=t.outbox.c.attempts + 1,
                     last_error=note,
                     lease_expires_at=None,
+                    hold_until=None,
+                    sent_message_id=message_id,
                 )
             ).rowcount
         return bool(changed)

@@ -35,6 +35,8 @@ class OutboxItem:
     last_error: str | None = None
     sent_at: datetime | None = None
     claim_token: str | None = None  # who holds the row while it is sending
+    sent_message_id: str | None = None  # the Message-ID of the mail that carried it
+    hold_until: datetime | None = None  # pending, but not to be sent before (noise control)
 
 
 @dataclass(frozen=True)

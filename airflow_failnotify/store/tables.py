@@ -186,6 +186,8 @@ outbox = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("sent_at", UtcDateTime(), nullable=True),
+    Column("sent_message_id", String(300), nullable=True),  # the mail that carried it (one covers several)
+    Column("hold_until", UtcDateTime(), nullable=True),  # not claimed before (held by noise control)
     UniqueConstraint("dedupe_key", name="uq_failnotify_outbox_dedupe_key"),
 )
 Index("ix_failnotify_outbox_state", outbox.c.state, outbox.c.id)

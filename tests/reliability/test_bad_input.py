@@ -308,7 +308,7 @@ BAD_CONNECTIONS: dict[str, tuple[dict[str, Any], dict[str, Any], str, str]] = {
     ),
     "unknown token auth method": (
         {},
-        {"token_auth_method": "private_key_jwt"},
+        {"token_auth_method": "client_secret_jwt"},
         "token_auth_method",
         "unknown",
     ),
