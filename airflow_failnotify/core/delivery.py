@@ -37,6 +37,7 @@ from airflow_failnotify.core.outbox import (
     SentJournal,
     mails_of,
 )
+from airflow_failnotify.core.repeat import hold_until, repeat_interval
 from airflow_failnotify.core.retry import RetryPolicy, SendFailure, SendStage
 from airflow_failnotify.exceptions import MailDeliveryError, StoreNotReadyError, StoreUnavailableError
 
@@ -52,6 +53,7 @@ class DeliveryReport:
     pending: int = 0  # tried or skipped in this pass, still pending
     failed: int = 0  # became failed (permanent) in this pass
     unconfirmed: int = 0  # sent, but the store took the "sent" fact only later (journal)
+    held: int = 0  # held back by the repeat interval (sent with the next mail of their episode)
     errors: list[dict[str, Any]] = field(default_factory=list)
     sent_ids: list[int] = field(default_factory=list)
     store_errors: list[str] = field(default_factory=list)
@@ -201,6 +203,30 @@ def _holds(run: _Pass, page: _Page, mail: Mail) -> bool:
     return all(i in page.held for i in mail.ids)
 
 
+def _held_back(run: _Pass, page: _Page, mail: Mail) -> bool:
+    """Noise control's repeat interval: hold the mail (untried, not an attempt) until it may go."""
+    interval = repeat_interval(mail.first)
+    if interval is None or run.store_down:
+        return False
+    now = run.clock()
+    try:
+        sent = run.outbox.sent_since(mail.first.integration, mail.first.direction, now - interval)
+    except STORE_ERRORS as err:
+        run.store_failed("read the mails already sent", err)
+        return False
+    until = hold_until(mail.rows, sent)
+    if until is None or until <= now:
+        return False
+    ids = mail.ids
+    page.held.difference_update(ids)
+    run.report.held += len(ids)
+    try:
+        run.outbox.release(ids, page.token, now=now, hold_until=until)
+    except STORE_ERRORS as err:
+        run.store_failed("held mails back", err)
+    return True
+
+
 def _release(run: _Pass, page: _Page, mails: Sequence[Mail], reason: str) -> None:
     ids = [i for mail in mails for i in mail.ids]
     page.held.difference_update(ids)
@@ -220,6 +246,8 @@ def _deliver_group(run: _Pass, page: _Page, conn_id: str, mails: list[Mail]) -> 
         with run.open_transport(conn_id) as transport:
             while remaining:
                 mail = remaining.pop(0)
+                if _held_back(run, page, mail):
+                    continue
                 if not _holds(run, page, mail):
                     log.warning(
                         "failnotify: notification %s is no longer held by this pass; not sent", mail.ids

@@ -64,7 +64,10 @@ class Outbox(Protocol):
         *,
         reason: str | None = None,
         now: datetime | None = None,
+        hold_until: datetime | None = None,
     ) -> None: ...
+
+    def sent_since(self, integration: str, direction: Any, since: datetime) -> Sequence[Any]: ...
 
     def log_error(
         self,

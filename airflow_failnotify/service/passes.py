@@ -39,6 +39,7 @@ class PassSummary:
     pending: int = 0
     failed: int = 0
     unconfirmed: int = 0  # sent; the store took the "sent" mark later, from the journal
+    held: int = 0  # held back by the repeat interval, for the next mail of their episode
     errors: list[dict[str, Any]] = field(default_factory=list)
     outbox: dict[str, int] = field(default_factory=dict)
 
@@ -114,6 +115,7 @@ def _run_pass(
         only_ids=only_ids,
     )
     summary.sent, summary.pending, summary.failed = report.sent, report.pending, report.failed
+    summary.held = report.held
     summary.unconfirmed, summary.errors = report.unconfirmed, report.errors
     for reason in report.store_errors:
         remember_store_error(f"notification pass {pass_id} ({trigger}): {reason}", now=clock())

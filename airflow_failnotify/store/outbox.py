@@ -198,8 +198,10 @@ class OutboxStore(StoreBase):
         *,
         reason: str | None = None,
         now: datetime | None = None,
+        hold_until: datetime | None = None,
     ) -> None:
-        """Give claimed notifications back untried (e.g. their server failed earlier in this pass)."""
+        """Give claimed notifications back untried (their server failed earlier in this pass, or
+        noise control holds them until ``hold_until``)."""
         if not outbox_ids:
             return
         values: dict[str, Any] = {
@@ -207,11 +209,27 @@ class OutboxStore(StoreBase):
             "lease_expires_at": None,
             "claimed_by": None,
             "updated_at": now or utcnow(),
+            "hold_until": hold_until,
         }
         if reason is not None:
             values["last_error"] = reason
         with self._begin() as conn:
             conn.execute(update(t.outbox).where(self._held(outbox_ids, claim_token)).values(**values))
+
+    def sent_since(self, integration: str, direction: Direction, since: datetime) -> list[OutboxItem]:
+        """The rows of one integration-direction sent at or after ``since`` (newest first)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                select(t.outbox)
+                .where(
+                    t.outbox.c.integration == integration,
+                    t.outbox.c.direction == direction.value,
+                    t.outbox.c.state == OutboxState.SENT.value,
+                    t.outbox.c.sent_at >= since,
+                )
+                .order_by(t.outbox.c.sent_at.desc())
+            ).all()
+        return [self._item(row) for row in rows]
 
     def requeue(self, outbox_id: int) -> bool:
         """A person retries a failed notification (never a sent one)."""
