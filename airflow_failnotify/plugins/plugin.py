@@ -1,4 +1,5 @@
-"""The Airflow plugin of airflow-failnotify: FAB views, the auth bridge blueprint, the nav entry, listeners.
+"""The Airflow plugin of airflow-failnotify: the React app (nav entry and DAG tab) over the JSON API, the
+FAB views (Airflow's legacy path, same service layer), the auth bridge blueprint, listeners.
 
 Airflow loads it through the ``airflow.plugins`` entry point declared in setup.py. Deployments that
 mount a plugins folder instead use ``plugins/failnotify_plugin.py``, which exposes this class only when
@@ -22,8 +23,10 @@ log = logging.getLogger(__name__)
 PLUGIN_NAME = "failnotify"
 PLUGIN_CLASS_PATH = "airflow_failnotify.plugins.plugin:FailnotifyPlugin"
 MENU_CATEGORY = "Failure Notification"
-# Path of the Integrations page inside the api-server (the FAB app is mounted at /pluginsv2).
-INTEGRATIONS_HREF = "/pluginsv2/failnotify/"
+DAG_TAB_NAME = "Failure notification"
+# The React app's routes in the Airflow UI: /plugin/failnotify (nav) and /dags/<id>/plugin/failnotify-dag.
+NAV_URL_ROUTE = "failnotify"
+DAG_URL_ROUTE = "failnotify-dag"
 
 
 def _listeners() -> list[ModuleType | object]:
@@ -98,9 +101,39 @@ def _flask_blueprints() -> list[Any]:
 
 
 def _fastapi_apps() -> list[Any]:
-    from airflow_failnotify.plugins.health_api import URL_PREFIX, create_app
+    from airflow_failnotify.api import app as api_app
+    from airflow_failnotify.plugins import health_api
 
-    return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "failnotify health"}]
+    return [
+        {"app": health_api.create_app(), "url_prefix": health_api.URL_PREFIX, "name": "failnotify health"},
+        {"app": api_app.create_app(), "url_prefix": api_app.URL_PREFIX, "name": "failnotify api"},
+    ]
+
+
+def react_apps() -> list[dict[str, Any]]:
+    """The React app twice: the nav entry and the DAG tab.
+
+    The Airflow UI ``import()``s ``bundle_url`` and then takes the component from ``globalThis[name]``
+    (or ``globalThis.AirflowPlugin``, which it clears before each import). A module URL is evaluated
+    once per page, so each entry gets its own URL (``?view=``); otherwise the second entry would find
+    nothing to take.
+    """
+    from airflow_failnotify.api.app import BUNDLE_URL
+
+    return [
+        {
+            "name": MENU_CATEGORY,
+            "bundle_url": f"{BUNDLE_URL}?view=nav",
+            "destination": "nav",
+            "url_route": NAV_URL_ROUTE,
+        },
+        {
+            "name": DAG_TAB_NAME,
+            "bundle_url": f"{BUNDLE_URL}?view=dag",
+            "destination": "dag",
+            "url_route": DAG_URL_ROUTE,
+        },
+    ]
 
 
 class FailnotifyPlugin(AirflowPlugin):
@@ -110,12 +143,6 @@ class FailnotifyPlugin(AirflowPlugin):
     appbuilder_views = _BuiltOnFirstUse(_appbuilder_views)
     flask_blueprints = _BuiltOnFirstUse(_flask_blueprints)
     fastapi_apps = _BuiltOnFirstUse(_fastapi_apps)
-    external_views: list[Any] = [
-        {
-            "name": MENU_CATEGORY,
-            "href": INTEGRATIONS_HREF,
-            "destination": "nav",
-            "url_route": "failnotify",
-        }
-    ]
+    # The nav entry is the React app; the FAB views stay reachable under Airflow's "Legacy Views".
+    react_apps: list[Any] = react_apps()
     listeners: list[ModuleType | object] = _listeners()
