@@ -27,6 +27,10 @@ DAG_TAB_NAME = "Failure notification"
 # The React app's routes in the Airflow UI: /plugin/failnotify (nav) and /dags/<id>/plugin/failnotify-dag.
 NAV_URL_ROUTE = "failnotify"
 DAG_URL_ROUTE = "failnotify-dag"
+# The FAB views (Airflow's legacy path) stay reachable from the nav, in the UI's frame.
+LEGACY_NAME = "Failure Notification (legacy views)"
+LEGACY_HREF = "/pluginsv2/failnotify/"
+LEGACY_URL_ROUTE = "failnotify-legacy"
 
 
 def _listeners() -> list[ModuleType | object]:
@@ -143,6 +147,9 @@ class FailnotifyPlugin(AirflowPlugin):
     appbuilder_views = _BuiltOnFirstUse(_appbuilder_views)
     flask_blueprints = _BuiltOnFirstUse(_flask_blueprints)
     fastapi_apps = _BuiltOnFirstUse(_fastapi_apps)
-    # The nav entry is the React app; the FAB views stay reachable under Airflow's "Legacy Views".
+    # The nav entry is the React app; the FAB views keep a second, labelled entry.
     react_apps: list[Any] = react_apps()
+    external_views: list[Any] = [
+        {"name": LEGACY_NAME, "href": LEGACY_HREF, "destination": "nav", "url_route": LEGACY_URL_ROUTE}
+    ]
     listeners: list[ModuleType | object] = _listeners()
