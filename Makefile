@@ -3,6 +3,7 @@
 #   make test        everything CI runs: system packages (as root), venv, ruff, mypy, the whole suite
 #   make test-fast   the pure core only (tests/core, marker `fast`); needs just the venv
 #   make demo        local demo (DEMO_ONCE=1 for a single pass)
+#   make ui          the React app's bundle (npm ci from ui/package-lock.json, then vite), when missing or stale
 #   make lint        ruff + mypy
 #   make bench       benchmarks (bench/run.py)
 #   make soak        the long soak tests (marker `soak`, excluded from `make test`)
@@ -41,10 +42,10 @@ define run_pytest
 	exit $$rc
 endef
 
-.PHONY: help venv system-deps test test-fast lint ruff mypy demo bench soak constraints clean distclean
+.PHONY: help venv system-deps ui test test-fast lint ruff mypy demo bench soak constraints clean distclean
 
 help:
-	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
 
 # ---------------------------------------------------------------------------------------------------
 # Environment
@@ -89,6 +90,25 @@ system-deps:
 		echo "WARNING: the tests that need them will be skipped." >&2; \
 	fi
 
+# The React app (ui/) -> one UMD file, package data of the wheel, served by the plugin's API app.
+# Rebuilt when a source, the manifest or the lock file is newer than the bundle; the npm packages are
+# installed with `npm ci` (exactly the lock file) when the lock file is newer than the install.
+UI_BUNDLE := airflow_failnotify/plugins/static/ui/failnotify.umd.js
+UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/package.json ui/package-lock.json ui/vite.config.ts \
+	ui/tsconfig.json
+UI_INSTALLED := ui/node_modules/.failnotify-installed
+
+ui: $(UI_BUNDLE)
+
+$(UI_INSTALLED): ui/package.json ui/package-lock.json
+	@command -v npm >/dev/null || { echo "ERROR: npm (Node.js >= 20.19) is needed to build the React app" >&2; exit 1; }
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(UI_BUNDLE): $(UI_INSTALLED) $(UI_SOURCES)
+	cd ui && npm run --silent build
+	@touch $@
+
 # ---------------------------------------------------------------------------------------------------
 # Checks and tests
 # ---------------------------------------------------------------------------------------------------
@@ -105,7 +125,7 @@ mypy: venv
 
 lint: ruff mypy
 
-test: system-deps venv
+test: system-deps venv ui
 	$(VENV)/bin/ruff check .
 	$(MYPY)
 	@$(call run_pytest,tests)
@@ -115,7 +135,7 @@ test-fast: venv
 
 # The summary table (case, expected, observed) is printed at the end and kept in test-artifacts/.
 # FAILNOTIFY_SOAK_MINUTES=1 (and FAILNOTIFY_SOAK_DOWN_PASSES=10) for a quick check of the harness.
-soak: system-deps venv
+soak: system-deps venv ui
 	@export FAILNOTIFY_SUMMARY_FILE=test-artifacts/soak-summary.txt; $(call run_pytest,tests -m soak)
 
 # ---------------------------------------------------------------------------------------------------
@@ -123,7 +143,7 @@ soak: system-deps venv
 # ---------------------------------------------------------------------------------------------------
 # DEMO_ONCE=1: headless, exits once one mail of each kind has arrived. DEMO_ARGS: more options (--help).
 # devtools/ is a folder of the clone, not of the installed package: `python -m` finds it from here.
-demo: venv
+demo: venv ui
 	$(VPY) -m devtools.demo $(if $(DEMO_ONCE),--once) $(DEMO_ARGS)
 
 bench: venv
@@ -154,7 +174,8 @@ constraints:
 # Cleaning
 # ---------------------------------------------------------------------------------------------------
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache test-artifacts .demo constraints.txt.tmp
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache test-artifacts .demo constraints.txt.tmp \
+		airflow_failnotify/plugins/static/ui ui/node_modules
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean

@@ -23,6 +23,8 @@ setup(
             "templates/**/*",
             "plugins/templates/**/*",
             "plugins/static/**/*",
+            # The React app's bundle, built from ui/ by `make ui` (not committed; see ui/vite.config.ts).
+            "plugins/static/ui/*.js",
             "store/migrations/*.py",
             "store/migrations/*.mako",
             "store/migrations/versions/*.py",

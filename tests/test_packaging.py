@@ -80,6 +80,13 @@ def test_wheel_holds_the_templates(wheel_names: set[str]) -> None:
     assert f"{PACKAGE}/plugins/static/failnotify/failnotify.css" in wheel_names
 
 
+def test_wheel_holds_the_react_bundle(wheel_names: set[str]) -> None:
+    from airflow_failnotify.api.web import BUNDLE_FILE
+
+    assert f"{PACKAGE}/plugins/static/ui/{BUNDLE_FILE}" in wheel_names, "run `make ui` before building"
+    assert not [n for n in wheel_names if "node_modules" in n or n.endswith((".tsx", ".ts"))]
+
+
 @pytest.mark.parametrize("pattern", package_data_patterns())
 def test_every_package_data_pattern_names_shipped_files(pattern: str, wheel_names: set[str]) -> None:
     matches = [p for p in (REPO_ROOT / PACKAGE).glob(pattern) if p.is_file() and "__pycache__" not in p.parts]

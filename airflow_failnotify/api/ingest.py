@@ -67,8 +67,9 @@ def _client(request: Request, identity: Any = None) -> str:
     return f"{claimed} ({address})" if claimed else address
 
 
-def record_refusal(request: Request, reason: str, *, kind: str, identity: Any = None,
-                   dag_id: str | None = None) -> None:
+def record_refusal(
+    request: Request, reason: str, *, kind: str, identity: Any = None, dag_id: str | None = None
+) -> None:
     """Log the refusal; an Error Management row at most once a minute per (client, kind)."""
     who = _client(request, identity)
     log.warning("failnotify ingest refused a request from %s: %s", who, reason)
@@ -79,8 +80,12 @@ def record_refusal(request: Request, reason: str, *, kind: str, identity: Any = 
             return
         _last_row[key] = now
     try:
-        _store().log_error(ERROR_CATEGORY, f"ingest API refused a request from {who}: {reason}",
-                           server=who[:250], integration=dag_id)
+        _store().log_error(
+            ERROR_CATEGORY,
+            f"ingest API refused a request from {who}: {reason}",
+            server=who[:250],
+            integration=dag_id,
+        )
     except Exception as err:  # the refusal stands; the row is best effort
         log.warning("failnotify ingest could not record the refusal: %s", type(err).__name__)
 
@@ -115,8 +120,12 @@ def events(body: EventsBody, request: Request) -> Any:
     try:
         records = [EventRecord.from_json(item) for item in body.events]
     except (KeyError, TypeError, ValueError) as err:
-        return _refused(request, Refused(f"malformed event: {type(err).__name__}", dag_id=caller.dag_id),
-                        body.identity, "malformed")
+        return _refused(
+            request,
+            Refused(f"malformed event: {type(err).__name__}", dag_id=caller.dag_id),
+            body.identity,
+            "malformed",
+        )
     try:
         check_events(caller, records)
     except Refused as err:
@@ -131,8 +140,12 @@ def activity(body: ActivityBody, request: Request) -> Any:
     if isinstance(caller, JSONResponse):
         return caller
     if body.dag_id != caller.dag_id:
-        return _refused(request, Refused(f"{caller.dag_id}.{caller.task_id} sent activity of {body.dag_id}",
-                                         dag_id=caller.dag_id), body.identity, "event")
+        return _refused(
+            request,
+            Refused(f"{caller.dag_id}.{caller.task_id} sent activity of {body.dag_id}", dag_id=caller.dag_id),
+            body.identity,
+            "event",
+        )
     at = body.at if body.at.tzinfo else body.at.replace(tzinfo=timezone.utc)
     at = min(at, datetime.now(timezone.utc))  # never in the future (that would hide inactivity)
     return {"registered": bool(_store().record_activity(caller.dag_id, at))}

@@ -36,6 +36,8 @@ from flask import (
     request,
 )
 
+from airflow_failnotify.lookups import access
+
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import BaseAuthManager
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -66,9 +68,7 @@ def _own_session_cookie(state: BlueprintSetupState) -> None:
 
 
 def _auth_manager() -> BaseAuthManager:
-    from airflow.api_fastapi.app import get_auth_manager
-
-    return get_auth_manager()
+    return access.auth_manager()
 
 
 def _user_from_token(token: str) -> BaseUser | None:
@@ -145,50 +145,19 @@ def current_user() -> BaseUser:
 # ----------------------------------------------------------------------------- authorization checks
 
 
-def _dag_details(dag_id: str) -> Any:
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-
-    team_name = None
-    try:
-        from airflow.configuration import conf
-
-        if conf.getboolean("core", "multi_team", fallback=False):
-            from airflow.models.dag import DagModel
-
-            team_name = DagModel.get_team_name(dag_id)
-    except Exception:
-        log.warning("Could not resolve the team of DAG %s", dag_id, exc_info=True)
-    return DagDetails(id=dag_id, team_name=team_name)
-
-
 def can_access_dag(dag_id: str, *, write: bool = False) -> bool:
     """Whether the current user may read (``write=False``) or edit (``write=True``) this DAG."""
-    return bool(
-        _auth_manager().is_authorized_dag(
-            method="PUT" if write else "GET", details=_dag_details(dag_id), user=current_user()
-        )
-    )
+    return access.can_access_dag(current_user(), dag_id, write=write)
 
 
 def is_admin() -> bool:
-    """Admin-level rights: the schedule setting, Send now / Retry of notifications.
-
-    "Change Airflow's configuration" where the auth manager grants it (SimpleAuthManager: Op and Admin);
-    otherwise "read the configuration and change connections", because FAB's default roles grant no
-    configuration edit right to anyone (FAB: Op and Admin). Both mean: operates this Airflow.
-    """
-    manager, user = _auth_manager(), current_user()
-    if manager.is_authorized_configuration(method="PUT", user=user):
-        return True
-    return bool(
-        manager.is_authorized_configuration(method="GET", user=user)
-        and manager.is_authorized_connection(method="PUT", user=user)
-    )
+    """Admin-level rights of the current user (see :func:`airflow_failnotify.lookups.access.is_admin`)."""
+    return access.is_admin(current_user())
 
 
 def authorized_dag_ids(*, write: bool = False) -> set[str]:
     """Every DAG id the current user may read (or edit), as the auth manager decides."""
-    return set(_auth_manager().get_authorized_dag_ids(user=current_user(), method="PUT" if write else "GET"))
+    return access.authorized_dag_ids(current_user(), write=write)
 
 
 def forbidden(message: str) -> Response:

@@ -39,14 +39,9 @@ def _require_admin() -> Any:
     from airflow.api_fastapi.core_api.security import get_user
 
     def check(user: Any = Depends(get_user)) -> Any:  # noqa: B008 - FastAPI's dependency idiom
-        from airflow.api_fastapi.app import get_auth_manager
+        from airflow_failnotify.lookups import access
 
-        manager = get_auth_manager()
-        allowed = manager.is_authorized_configuration(method="PUT", user=user) or (
-            manager.is_authorized_configuration(method="GET", user=user)
-            and manager.is_authorized_connection(method="PUT", user=user)
-        )
-        if not allowed:
+        if not access.is_admin(user):
             raise HTTPException(status_code=403, detail="the detailed failnotify health is for admins")
         return user
 

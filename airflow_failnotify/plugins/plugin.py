@@ -1,5 +1,6 @@
-"""The Airflow plugin of airflow-failnotify: FAB views, the auth bridge blueprint, the nav entry, listeners,
-and the FastAPI app (the ingest API, :mod:`airflow_failnotify.api.app`).
+"""The Airflow plugin of airflow-failnotify: the React app (nav entry and DAG tab) over the JSON API, the
+FAB views (Airflow's legacy path, same service layer), the auth bridge blueprint, listeners, and the one
+FastAPI app (ingest, health, JSON API: :mod:`airflow_failnotify.api.app`).
 
 Airflow loads it through the ``airflow.plugins`` entry point declared in setup.py. Deployments that
 mount a plugins folder instead use ``plugins/failnotify_plugin.py``, which exposes this class only when
@@ -23,8 +24,14 @@ log = logging.getLogger(__name__)
 PLUGIN_NAME = "failnotify"
 PLUGIN_CLASS_PATH = "airflow_failnotify.plugins.plugin:FailnotifyPlugin"
 MENU_CATEGORY = "Failure Notification"
-# Path of the Integrations page inside the api-server (the FAB app is mounted at /pluginsv2).
-INTEGRATIONS_HREF = "/pluginsv2/failnotify/"
+DAG_TAB_NAME = "Failure notification"
+# The React app's routes in the Airflow UI: /plugin/failnotify (nav) and /dags/<id>/plugin/failnotify-dag.
+NAV_URL_ROUTE = "failnotify"
+DAG_URL_ROUTE = "failnotify-dag"
+# The FAB views (Airflow's legacy path) stay reachable from the nav, in the UI's frame.
+LEGACY_NAME = "Failure Notification (legacy views)"
+LEGACY_HREF = "/pluginsv2/failnotify/"
+LEGACY_URL_ROUTE = "failnotify-legacy"
 
 
 def _listeners() -> list[ModuleType | object]:
@@ -104,6 +111,32 @@ def _fastapi_apps() -> list[Any]:
     return fastapi_apps()
 
 
+def react_apps() -> list[dict[str, Any]]:
+    """The React app twice: the nav entry and the DAG tab.
+
+    The Airflow UI ``import()``s ``bundle_url`` and then takes the component from ``globalThis[name]``
+    (or ``globalThis.AirflowPlugin``, which it clears before each import). A module URL is evaluated
+    once per page, so each entry gets its own URL (``?view=``); otherwise the second entry would find
+    nothing to take.
+    """
+    from airflow_failnotify.api.web import BUNDLE_URL
+
+    return [
+        {
+            "name": MENU_CATEGORY,
+            "bundle_url": f"{BUNDLE_URL}?view=nav",
+            "destination": "nav",
+            "url_route": NAV_URL_ROUTE,
+        },
+        {
+            "name": DAG_TAB_NAME,
+            "bundle_url": f"{BUNDLE_URL}?view=dag",
+            "destination": "dag",
+            "url_route": DAG_URL_ROUTE,
+        },
+    ]
+
+
 class FailnotifyPlugin(AirflowPlugin):
     """Failure notification: configuration views, Error Management, settings, and failure capture."""
 
@@ -111,12 +144,9 @@ class FailnotifyPlugin(AirflowPlugin):
     appbuilder_views = _BuiltOnFirstUse(_appbuilder_views)
     flask_blueprints = _BuiltOnFirstUse(_flask_blueprints)
     fastapi_apps = _BuiltOnFirstUse(_fastapi_apps)
+    # The nav entry is the React app; the FAB views keep a second, labelled entry.
+    react_apps: list[Any] = react_apps()
     external_views: list[Any] = [
-        {
-            "name": MENU_CATEGORY,
-            "href": INTEGRATIONS_HREF,
-            "destination": "nav",
-            "url_route": "failnotify",
-        }
+        {"name": LEGACY_NAME, "href": LEGACY_HREF, "destination": "nav", "url_route": LEGACY_URL_ROUTE}
     ]
     listeners: list[ModuleType | object] = _listeners()

@@ -1,11 +1,11 @@
 """Browser tests: a real ``airflow api-server``, the Airflow UI login, the plugin from the nav.
 
 Chromium (Debian's, through Playwright) logs in on the UI's own login page (SimpleAuthManager, the
-one ``airflow standalone`` uses), opens Plugins -> Failure Notification, and works the plugin's pages
-inside the UI's frame: configure an integration (a refused field, Test with the mail arriving at a real
-SMTP server, Save), bulk-configure two DAGs, Error Management filters and Send now, the schedule, and
-unregister. One api-server for the whole module (module-scoped fixtures); the tests run in file order
-and build on each other. Screenshots go to test-artifacts/screenshots/.
+one ``airflow standalone`` uses), opens Plugins -> Failure Notification (legacy views), and works the
+plugin's FAB pages inside the UI's frame: configure an integration (a refused field, Test with the mail
+arriving at a real SMTP server, Save), bulk-configure two DAGs, Error Management filters and Send now,
+the schedule, and unregister. One api-server for the whole module (module-scoped fixtures); the tests
+run in file order and build on each other. Screenshots go to test-artifacts/screenshots/.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def test_ui_login_then_plugin_from_the_nav_shows_integrations(server: ApiServer)
             screenshot(page, "00-airflow-home")
 
             page.get_by_role("button", name="Plugins").click()
-            page.get_by_role("menuitem", name="Failure Notification").click()
-            page.wait_for_url("**/plugin/failnotify")
+            page.get_by_role("menuitem", name="Failure Notification (legacy views)").click()
+            page.wait_for_url("**/plugin/failnotify-legacy")
             assert page.locator("iframe").get_attribute("src") == "/pluginsv2/failnotify/"
 
             frame = page.frame_locator("iframe")
@@ -179,11 +179,11 @@ def _frame(page: Page) -> FrameLocator:
 
 
 def _open_plugin(page: Page) -> FrameLocator:
-    """Plugins -> Failure Notification in the Airflow UI's nav: the Integrations page in the frame."""
+    """Plugins -> Failure Notification (legacy views): the FAB Integrations page in the UI's frame."""
     from playwright.sync_api import expect
 
     page.get_by_role("button", name="Plugins").click()
-    page.get_by_role("menuitem", name="Failure Notification").click()
+    page.get_by_role("menuitem", name="Failure Notification (legacy views)").click()
     frame = _frame(page)
     expect(frame.locator("h2.failnotify-title")).to_have_text("Integrations")
     return frame

@@ -314,7 +314,8 @@ plugins, errors = plugins_manager._get_plugins()
 print("FAILNOTIFY-OBS " + json.dumps({
     "failnotify": [str(p.source) for p in plugins if p.name == "failnotify"],
     "errors": errors,
-    "nav": [v["url_route"] for v in plugins_manager._get_ui_plugins()[0]],
+    "nav": [v["url_route"] for part in plugins_manager._get_ui_plugins() for v in part
+            if v.get("destination", "nav") == "nav"],
 }))
 """
 

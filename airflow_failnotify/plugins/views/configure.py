@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from flask import flash, redirect, request, url_for
 from flask_appbuilder import expose
 
-from airflow_failnotify.core.config import ConfigValidationError, FieldError, parse_registration
+from airflow_failnotify.core.config import ConfigValidationError
 from airflow_failnotify.core.model import OutboxState, Registration
 from airflow_failnotify.lookups import connections, dag_listing
 from airflow_failnotify.plugins import auth, forms
@@ -21,6 +21,7 @@ from airflow_failnotify.plugins.views.base import (
     store,
     utc,
 )
+from airflow_failnotify.service import configuration
 from airflow_failnotify.service.test_email import TestOutcome, send_test_emails
 
 if TYPE_CHECKING:
@@ -41,13 +42,6 @@ def covering_integration(dag_id: str) -> str | None:
     return None
 
 
-def _unprefixed(error: FieldError, integration: str) -> FieldError:
-    prefix = f"{integration}."
-    return (
-        FieldError(error.path.removeprefix(prefix), error.message) if error.path.startswith(prefix) else error
-    )
-
-
 def _backward_choices(dag_id: str, values: Mapping[str, Any], *, can_edit: bool) -> list[str]:
     """DAGs the backward direction may name (the user's, this one left out), plus the current one."""
     choices = dag_listing.active_dag_ids(auth.authorized_dag_ids(write=can_edit), exclude=[dag_id])
@@ -64,14 +58,11 @@ def _post_errors(
     errors = forms.FormErrors()
     parsed: Registration | None = None
     try:
-        parsed = parse_registration(forms.registration_dict(values))
+        parsed = configuration.validate(
+            dag_id, forms.registration_dict(values), may_edit=lambda d: auth.can_access_dag(d, write=True)
+        )
     except ConfigValidationError as err:
         forms.map_errors(err.errors, errors)
-    backward = values["backward_integration"]
-    if backward and backward != dag_id and not auth.can_access_dag(backward, write=True):
-        errors.add(
-            "backward_integration", f"you may not change the DAG {backward!r}: choose one you may edit"
-        )
     if action not in ACTIONS:
         errors.add(None, "Unknown action: use Save, Update or Test.")
     return parsed, errors
@@ -174,10 +165,9 @@ class ConfigureView(FailnotifyBaseView):
             outcomes = send_test_emails(parsed)
             return self._form(dag_id, values, registration=registration, outcomes=outcomes)
         try:
-            store().save_registration(parsed, actor=actor())
+            configuration.save(store(), parsed, actor=actor())
         except ConfigValidationError as err:  # a DAG already used by another registration
-            # The store names each conflict "<integration>.<key>": drop the integration for the form.
-            forms.map_errors([_unprefixed(e, dag_id) for e in err.errors], errors)
+            forms.map_errors(err.errors, errors)
             return self._form(
                 dag_id, values, registration=registration, errors=errors, status=HTTP_UNPROCESSABLE
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from flask import flash, redirect, request, url_for
@@ -17,20 +16,13 @@ from airflow_failnotify.plugins.views.base import (
     store,
     utc,
 )
+from airflow_failnotify.service import schedule_setting
+from airflow_failnotify.service.schedule_setting import next_run
 
 if TYPE_CHECKING:
     from flask import Response
 
-
-def next_run(cron: str, now: datetime | None = None) -> datetime | None:
-    """The next time ``cron`` fires after ``now`` (UTC); None for an expression croniter refuses."""
-    from croniter import croniter
-
-    start = now or datetime.now(timezone.utc)
-    try:
-        return croniter(cron, start).get_next(datetime)
-    except (ValueError, KeyError):
-        return None
+__all__ = ["SettingsView", "next_run"]
 
 
 class SettingsView(FailnotifyBaseView):
@@ -40,37 +32,26 @@ class SettingsView(FailnotifyBaseView):
     nav_tab = "settings"
 
     def _page(self, *, selected: str, error: str = "", status: int = 200) -> Response:
-        from airflow_failnotify import settings as fn_settings
         from airflow_failnotify.core import schedule
 
-        fs = store()
-        stored = fs.get_setting(schedule.SETTING_KEY)
-        configured = fn_settings.get_option("notification_schedule").strip()
-        if configured == schedule.DEFAULT_SCHEDULE:  # the option's own default: not a choice anyone made
-            configured = ""
-        cron, source = schedule.resolve(stored, configured)
-        now = datetime.now(timezone.utc)
-        # A stored value that is not a preset (set by an older version, or by hand) is offered as it
-        # is, selected: saving the page untouched must keep it.
-        custom = stored if stored and stored not in schedule.PRESET_VALUES else ""
-        fallback, _ = schedule.resolve(None, configured)
+        info = schedule_setting.overview(store())
         return self.page(
             "failnotify/settings.html",
             status=status,
             presets=schedule.PRESETS,
             selected=selected,
             error=error,
-            effective=cron,
-            effective_label=schedule.label_for(cron),
-            source=source,
-            configured=configured,
-            configured_label=schedule.label_for(fallback),
-            fallback=fallback,
-            custom=custom,
-            stored=stored,
-            last_pass=fs.last_pass(),
-            next_run=next_run(cron, now),
-            now=now,
+            effective=info.effective,
+            effective_label=info.effective_label,
+            source=info.source,
+            configured=info.configured,
+            configured_label=info.configured_label,
+            fallback=info.fallback,
+            custom=info.custom,
+            stored=info.stored,
+            last_pass=info.last_pass,
+            next_run=info.next_run,
+            now=info.now,
             utc=utc,
         )
 
@@ -85,22 +66,10 @@ class SettingsView(FailnotifyBaseView):
     @expose("/", methods=["POST"])
     @auth.admin_required
     def save(self) -> Any:
-        from airflow_failnotify.core import schedule
-
         value = (request.form.get("schedule") or "").strip()
-        stored = store().get_setting(schedule.SETTING_KEY)
-        if value and value not in schedule.PRESET_VALUES and value != stored:
-            return self._page(
-                selected=value, error="choose one of the schedules in the list", status=HTTP_UNPROCESSABLE
-            )
-        if not store().set_setting(schedule.SETTING_KEY, value or None, actor=actor()):
-            flash("Nothing changed: the schedule setting is as it was.", "info")
-        elif value:
-            flash(
-                f"Post Failure Notification schedule set to {schedule.label_for(value)} ({value} UTC). "
-                "The job picks it up at the next parse of its DAG.",
-                "success",
-            )
-        else:
-            flash("The schedule setting was cleared: the configuration (or the default) applies.", "success")
+        try:
+            changed, message = schedule_setting.set_schedule(store(), value, actor=actor())
+        except ValueError as err:
+            return self._page(selected=value, error=str(err), status=HTTP_UNPROCESSABLE)
+        flash(message, "success" if changed else "info")
         return redirect(url_for("SettingsView.index"))
