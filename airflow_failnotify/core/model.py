@@ -24,6 +24,7 @@ class NotificationKind(str, enum.Enum):
     INACTIVITY = "inactivity"
     PROCESSING = "processing"
     BROKEN_DAG = "broken_dag"  # the DAG's file fails to import (issue 14)
+    RECOVERY = "recovery"  # "back to normal": a failing episode ended (issue 18, opt-in)
 
     @property
     def is_immediate(self) -> bool:
@@ -47,6 +48,9 @@ class OutboxState(str, enum.Enum):
     SENT = "sent"
     FAILED = "failed"
     CLOSED = "closed"
+    # Written while its integration was silenced; held (not pending: the watchdog's pending-age alarm
+    # ignores it) until ``hold_until``, then released to pending (service/silences.py).
+    SILENCED = "silenced"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,6 +75,20 @@ class ProcessingSettings:
     notify_before_max_retries: bool = False
 
 
+GROUP_WAIT_MAX_SECONDS = 300
+REPEAT_INTERVAL_MAX_MINUTES = 1440
+
+
+@dataclass(frozen=True)
+class NoiseSettings:
+    """Noise control (issue 18): how the due notifications of one integration-direction go out."""
+
+    coalesce: bool = True  # one mail per integration-direction per pass
+    group_wait_seconds: int = 5  # the immediate path waits this long to gather more (0..300)
+    repeat_interval_minutes: int = 60  # within one episode at most one mail per interval; 0 = off (0..1440)
+    recovery_mail: bool = False  # "back to normal" mail when a failing episode ends
+
+
 @dataclass(frozen=True)
 class DirectionSettings:
     """Everything that can differ between the forward and the backward direction."""
@@ -82,6 +100,7 @@ class DirectionSettings:
     include_error_trace: bool = True
     global_: GlobalSettings = field(default_factory=GlobalSettings)
     processing: ProcessingSettings = field(default_factory=ProcessingSettings)
+    noise: NoiseSettings = field(default_factory=NoiseSettings)
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,12 @@ from airflow_failnotify.core.model import (
     EventKind,
     FailureEvent,
     GlobalSettings,
+    NoiseSettings,
     NotificationDraft,
     NotificationKind,
     ProcessingSettings,
 )
+from airflow_failnotify.core.noise import NOISE_KEY, noise_from_dict
 
 
 def db_text(value: str | None) -> str | None:
@@ -44,6 +46,10 @@ def settings_row(settings: DirectionSettings) -> dict[str, Any]:
         "failure_count_threshold": settings.global_.failure_count_threshold,
         "processing_enabled": settings.processing.enabled,
         "notify_before_max_retries": settings.processing.notify_before_max_retries,
+        "noise_coalesce": settings.noise.coalesce,
+        "noise_group_wait_seconds": settings.noise.group_wait_seconds,
+        "noise_repeat_interval_minutes": settings.noise.repeat_interval_minutes,
+        "noise_recovery_mail": settings.noise.recovery_mail,
     }
 
 
@@ -64,6 +70,12 @@ def settings_from_row(row: Any) -> DirectionSettings:
             enabled=bool(row.processing_enabled),
             notify_before_max_retries=bool(row.notify_before_max_retries),
         ),
+        noise=NoiseSettings(
+            coalesce=bool(row.noise_coalesce),
+            group_wait_seconds=row.noise_group_wait_seconds,
+            repeat_interval_minutes=row.noise_repeat_interval_minutes,
+            recovery_mail=bool(row.noise_recovery_mail),
+        ),
     )
 
 
@@ -77,6 +89,7 @@ def _settings_from_dict(data: Mapping[str, Any]) -> DirectionSettings:
         include_error_trace=data["include_error_trace"],
         global_=GlobalSettings(**g),
         processing=ProcessingSettings(**p),
+        noise=noise_from_dict(data.get(NOISE_KEY)),  # payloads written before issue 18 have none
     )
 
 
