@@ -205,6 +205,12 @@ class DirectionState:
     # Runs with a final task or entity failure seen lately (newest last, capped): such a run ending
     # "success" does not end the episode.
     failing_runs: tuple[str, ...] = ()
+    # What the open episode's recovery mail tells (issue 18): its first failure, and the failed runs and
+    # the final task or entity failures seen while it was open. None/0 with no episode open (or one
+    # opened before these were kept).
+    episode_started_at: datetime | None = None
+    episode_failed_runs: int = 0
+    episode_failures: int = 0
 
 
 class DagPresence(str, enum.Enum):
@@ -233,6 +239,17 @@ class DagStatus:
 
 
 @dataclass(frozen=True)
+class EpisodeSummary:
+    """An ended failure episode, as its recovery mail tells it (issue 18)."""
+
+    started_at: datetime | None  # its first failure; None for an episode opened before this was kept
+    ended_at: datetime  # the successful run that ended it
+    run_id: str  # that run
+    failed_runs: int = 0
+    failures: int = 0  # final task and entity failures
+
+
+@dataclass(frozen=True)
 class NotificationDraft:
     """A notification the rules decided is due; the store writes it to the outbox.
 
@@ -256,3 +273,5 @@ class NotificationDraft:
     # Job failures (immediate, threshold): the task failures recorded for the runs it reports, read
     # by the service when the draft is written (final failures only, each run's in task order).
     failed_tasks: tuple[FailureEvent, ...] = ()
+    # Recovery ("back to normal"): the episode that ended; None for every other kind.
+    recovery: EpisodeSummary | None = None
