@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
+from airflow_failnotify.core.noise import parse_seconds
 from airflow_failnotify.core.text import format_utc, plural
 from airflow_failnotify.store import ALL_INTEGRATIONS, Actor, Silence, Store
 
@@ -32,6 +33,7 @@ __all__ = [
     "MAX_SILENCE",
     "Released",
     "SilenceError",
+    "parse_until",
     "release_expired",
     "silence",
     "unsilence",
@@ -49,6 +51,25 @@ class Released:
     integration: str
     count: int
     held_since: datetime
+
+
+def parse_until(value: str, now: datetime) -> datetime:
+    """The end of a silence: a duration from ``now`` (``90`` minutes, ``30m``, ``2h``, ``1d``) or a time
+    (ISO 8601, ``2026-12-01T18:00``, ``2026-12-01 18:00+02:00``; without an offset it is UTC)."""
+    text = (value or "").strip()
+    if not text:
+        raise SilenceError("say until when: a duration such as 2h or 1d, or a time such as 2026-12-01T18:00")
+    try:
+        return now + timedelta(seconds=parse_seconds(text, default_unit="m"))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise SilenceError(
+            f"{text!r} is neither a duration (30m, 2h, 1d) nor a time (2026-12-01T18:00, UTC unless it says)"
+        ) from err
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _label(integration: str) -> str:
