@@ -41,7 +41,14 @@ __all__ = [
 
 
 class SilenceError(ValueError):
-    """A silence that cannot be set as asked (the message says why and what to do)."""
+    """A silence that cannot be set as asked (the message says why and what to do).
+
+    ``field`` names what was wrong (``until`` or ``reason``), for a form to show it there.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,9 @@ def parse_until(value: str, now: datetime) -> datetime:
     (ISO 8601, ``2026-12-01T18:00``, ``2026-12-01 18:00+02:00``; without an offset it is UTC)."""
     text = (value or "").strip()
     if not text:
-        raise SilenceError("say until when: a duration such as 2h or 1d, or a time such as 2026-12-01T18:00")
+        raise SilenceError(
+            "say until when: a duration such as 2h or 1d, or a time such as 2026-12-01T18:00", "until"
+        )
     try:
         return now + timedelta(seconds=parse_seconds(text, default_unit="m"))
     except ValueError:
@@ -67,7 +76,8 @@ def parse_until(value: str, now: datetime) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as err:
         raise SilenceError(
-            f"{text!r} is neither a duration (30m, 2h, 1d) nor a time (2026-12-01T18:00, UTC unless it says)"
+            f"{text!r} is neither a duration (30m, 2h, 1d) nor a time (2026-12-01T18:00, UTC unless it says)",
+            "until",
         ) from err
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
@@ -82,15 +92,15 @@ def silence(
     """Silence ``integration`` (``*``: all) until ``until``; replaces a silence it already has."""
     reason = " ".join((reason or "").split())
     if not reason:
-        raise SilenceError("a reason is required: say why the notifications are held")
+        raise SilenceError("a reason is required: say why the notifications are held", "reason")
     if len(reason) > MAX_REASON_CHARS:
-        raise SilenceError(f"the reason must be at most {MAX_REASON_CHARS} characters")
+        raise SilenceError(f"the reason must be at most {MAX_REASON_CHARS} characters", "reason")
     if until.tzinfo is None:
-        raise SilenceError("the end of a silence must be an aware (UTC) time")
+        raise SilenceError("the end of a silence must be an aware (UTC) time", "until")
     if until <= now:
-        raise SilenceError(f"the end of a silence must be in the future (now is {format_utc(now)})")
+        raise SilenceError(f"the end of a silence must be in the future (now is {format_utc(now)})", "until")
     if until - now > MAX_SILENCE:
-        raise SilenceError("a silence may last at most 366 days: set a nearer end")
+        raise SilenceError("a silence may last at most 366 days: set a nearer end", "until")
     if integration != ALL_INTEGRATIONS and store.get_registration(integration) is None:
         raise SilenceError(f"{integration} is not registered for failure notification: nothing to silence")
     created = Silence(integration, until, reason, actor.name, now)
