@@ -10,8 +10,8 @@ sees every problem of a form or a file at once, each named by its path.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from airflow_failnotify.constants import NOTIFICATION_DAG_ID
@@ -24,6 +24,24 @@ from airflow_failnotify.core.model import (
     ProcessingSettings,
     Registration,
 )
+from airflow_failnotify.core.noise import NOISE_KEY, parse_noise
+from airflow_failnotify.core.validation import Collector as _Collector
+from airflow_failnotify.core.validation import ConfigValidationError, FieldError
+from airflow_failnotify.core.validation import check_unknown as _check_unknown
+from airflow_failnotify.core.validation import join as _join
+from airflow_failnotify.core.validation import mapping as _mapping
+from airflow_failnotify.core.validation import parse_bool as _bool
+
+__all__ = [
+    "ConfigValidationError",
+    "FieldError",
+    "bulk_registration",
+    "check_dag_conflicts",
+    "parse_document",
+    "parse_duration_minutes",
+    "parse_registration",
+    "with_registered_at",
+]
 
 SUBJECT_PREFIX_MAX = 100
 MAX_INACTIVITY_MINUTES = 60 * 24 * 365
@@ -53,45 +71,10 @@ _DIRECTION_KEYS = {
     "include_error_trace",
     "global",
     "processing",
+    NOISE_KEY,
 }
 _GLOBAL_KEYS = {"enabled", "inactivity_minutes", "notify_immediately", "failure_count_threshold"}
 _PROCESSING_KEYS = {"enabled", "notify_before_max_retries"}
-
-
-@dataclass(frozen=True)
-class FieldError:
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class ConfigValidationError(ValueError):
-    """Every problem found in a registration or a configuration document."""
-
-    def __init__(self, errors: Sequence[FieldError]) -> None:
-        self.errors = list(errors)
-        super().__init__("; ".join(str(e) for e in self.errors))
-
-    def by_field(self) -> dict[str, str]:
-        """Messages keyed by the last path segment, for showing them next to form fields."""
-        out: dict[str, str] = {}
-        for err in self.errors:
-            out.setdefault(err.path, err.message)
-        return out
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.errors: list[FieldError] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.errors.append(FieldError(path, message))
-
-
-def _join(base: str, key: str) -> str:
-    return f"{base}.{key}" if base else key
 
 
 def parse_duration_minutes(value: Any) -> int | None:
@@ -117,36 +100,6 @@ def parse_duration_minutes(value: Any) -> int | None:
     if minutes > MAX_INACTIVITY_MINUTES:
         raise ValueError("must be at most one year (525600 minutes)")
     return minutes
-
-
-def _check_unknown(data: Mapping[str, Any], allowed: set[str], path: str, out: _Collector) -> None:
-    for key in data:
-        if key not in allowed:
-            out.add(_join(path, str(key)), f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def _bool(data: Mapping[str, Any], key: str, default: bool, path: str, out: _Collector) -> bool:
-    value = data.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "yes", "on", "1"}:
-        return True
-    if isinstance(value, str) and value.strip().lower() in {"false", "no", "off", "0"}:
-        return False
-    out.add(_join(path, key), "must be true or false")
-    return default
-
-
-def _mapping(data: Mapping[str, Any], key: str, path: str, out: _Collector) -> Mapping[str, Any] | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        out.add(_join(path, key), "must be a mapping")
-        return None
-    return value
 
 
 def _addresses(value: Any, path: str, out: _Collector, *, required: bool) -> tuple[str, ...]:
@@ -266,6 +219,9 @@ def _parse_direction(
         global_=_parse_global(_mapping(data, "global", path, out), global_base, _join(path, "global"), out),
         processing=_parse_processing(
             _mapping(data, "processing", path, out), processing_base, _join(path, "processing"), out
+        ),
+        noise=parse_noise(
+            _mapping(data, NOISE_KEY, path, out), base.noise if base else None, _join(path, NOISE_KEY), out
         ),
     )
 

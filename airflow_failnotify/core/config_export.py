@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from airflow_failnotify.core.model import DirectionSettings, Registration
+from airflow_failnotify.core.noise import NOISE_KEY, noise_to_dict
 
 
 def direction_to_dict(settings: DirectionSettings) -> dict[str, Any]:
@@ -29,6 +30,7 @@ def direction_to_dict(settings: DirectionSettings) -> dict[str, Any]:
             "enabled": settings.processing.enabled,
             "notify_before_max_retries": settings.processing.notify_before_max_retries,
         },
+        NOISE_KEY: noise_to_dict(settings.noise),
     }
 
 

@@ -142,6 +142,7 @@ _HEADLINES = {
     NotificationKind.INACTIVITY: "No activity",
     NotificationKind.PROCESSING: "Entity failures",
     NotificationKind.BROKEN_DAG: "Broken DAG",
+    NotificationKind.RECOVERY: "Back to normal",
 }
 
 
@@ -236,6 +237,10 @@ def render_notification(
         from airflow_failnotify.core.broken_dag import render_broken_dag
 
         return render_broken_dag(draft, settings, dag_id=dag_id, base_url=base_url, now=now)
+    if draft.kind is NotificationKind.RECOVERY:  # "Back to normal" (issue 18): its own template pair
+        from airflow_failnotify.core.recovery import render_recovery
+
+        return render_recovery(draft, settings, dag_id=dag_id, base_url=base_url, now=now)
     with_pdf = (
         draft.kind is NotificationKind.PROCESSING and settings.include_error_trace and bool(draft.events)
     )

@@ -24,6 +24,7 @@ class NotificationKind(str, enum.Enum):
     INACTIVITY = "inactivity"
     PROCESSING = "processing"
     BROKEN_DAG = "broken_dag"  # the DAG's file fails to import (issue 14)
+    RECOVERY = "recovery"  # "back to normal": a failing episode ended (issue 18, opt-in)
 
     @property
     def is_immediate(self) -> bool:
@@ -47,6 +48,9 @@ class OutboxState(str, enum.Enum):
     SENT = "sent"
     FAILED = "failed"
     CLOSED = "closed"
+    # Written while its integration was silenced; held (not pending: the watchdog's pending-age alarm
+    # ignores it) until ``hold_until``, then released to pending (service/silences.py).
+    SILENCED = "silenced"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,6 +75,24 @@ class ProcessingSettings:
     notify_before_max_retries: bool = False
 
 
+GROUP_WAIT_MAX_SECONDS = 300
+REPEAT_INTERVAL_MAX_MINUTES = 1440
+
+
+@dataclass(frozen=True)
+class NoiseSettings:
+    """Noise control (issue 18): how the due notifications of one integration-direction go out.
+
+    Every option is off by default in this release (one mail per notification, as before): the
+    delivery side is built and tested, and turning it on is one setting per direction.
+    """
+
+    coalesce: bool = False  # one mail per integration-direction per pass
+    group_wait_seconds: int = 0  # the immediate path waits this long to gather more (0..300)
+    repeat_interval_minutes: int = 0  # within one episode at most one mail per interval; 0 = off (0..1440)
+    recovery_mail: bool = False  # "back to normal" mail when a failing episode ends
+
+
 @dataclass(frozen=True)
 class DirectionSettings:
     """Everything that can differ between the forward and the backward direction."""
@@ -82,6 +104,7 @@ class DirectionSettings:
     include_error_trace: bool = True
     global_: GlobalSettings = field(default_factory=GlobalSettings)
     processing: ProcessingSettings = field(default_factory=ProcessingSettings)
+    noise: NoiseSettings = field(default_factory=NoiseSettings)
 
 
 @dataclass(frozen=True)
@@ -186,6 +209,12 @@ class DirectionState:
     # Runs with a final task or entity failure seen lately (newest last, capped): such a run ending
     # "success" does not end the episode.
     failing_runs: tuple[str, ...] = ()
+    # What the open episode's recovery mail tells (issue 18): its first failure, and the failed runs and
+    # the final task or entity failures seen while it was open. None/0 with no episode open (or one
+    # opened before these were kept).
+    episode_started_at: datetime | None = None
+    episode_failed_runs: int = 0
+    episode_failures: int = 0
 
 
 class DagPresence(str, enum.Enum):
@@ -214,6 +243,17 @@ class DagStatus:
 
 
 @dataclass(frozen=True)
+class EpisodeSummary:
+    """An ended failure episode, as its recovery mail tells it (issue 18)."""
+
+    started_at: datetime | None  # its first failure; None for an episode opened before this was kept
+    ended_at: datetime  # the successful run that ended it
+    run_id: str  # that run
+    failed_runs: int = 0
+    failures: int = 0  # final task and entity failures
+
+
+@dataclass(frozen=True)
 class NotificationDraft:
     """A notification the rules decided is due; the store writes it to the outbox.
 
@@ -237,3 +277,5 @@ class NotificationDraft:
     # Job failures (immediate, threshold): the task failures recorded for the runs it reports, read
     # by the service when the draft is written (final failures only, each run's in task order).
     failed_tasks: tuple[FailureEvent, ...] = ()
+    # Recovery ("back to normal"): the episode that ended; None for every other kind.
+    recovery: EpisodeSummary | None = None

@@ -41,6 +41,9 @@ Decisions where DESIGN.md leaves room (each is covered by a test in tests/core/t
   success before a draft's latest failure closes the episode before that draft; an inactivity draft
   counts as happening at ``now``. Inactivity mails belong to episodes too (they are a problem
   notified about the integration-direction).
+* Recovery (issue 18, opt-in per direction with ``noise.recovery_mail``): each episode a clean
+  successful run ends gives one "Back to normal" draft in the episode's thread (core/recovery.py).
+  The setting current when the episode ends decides; an episode that ended while it was off gets none.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from airflow_failnotify.core.model import (
     NotificationKind,
     Registration,
 )
+from airflow_failnotify.core.recovery import recovery_drafts
 
 __all__ = ["NOTIFICATION_DAG_ID", "DagStatus", "Evaluation", "evaluate"]
 
@@ -253,12 +257,18 @@ def _evaluate_direction(
             )
             notified_spell_start = spell_start
 
-    drafts, episode_key, failing_runs = assign_episode(state, drafts, events, now)
+    episodes = assign_episode(state, drafts, events, now)
+    drafts = episodes.drafts
+    if settings.noise.recovery_mail:
+        drafts.extend(recovery_drafts(integration, direction, episodes.ended, now))
 
     new_state = replace(
         state,
-        episode_key=episode_key,
-        failing_runs=failing_runs,
+        episode_key=episodes.episode_key,
+        failing_runs=episodes.failing_runs,
+        episode_started_at=episodes.started_at,
+        episode_failed_runs=episodes.failed_runs,
+        episode_failures=episodes.failures,
         consecutive_failure_event_ids=tuple(counted_ids),
         counted_failures=tuple(counted_events[i] for i in counted_ids if i in counted_events),
         last_activity_at=last_activity_at,

@@ -36,6 +36,8 @@ def what_happened(draft: NotificationDraft) -> str:
         return plural(len(draft.events), "entity failure")
     if kind is NotificationKind.BROKEN_DAG:
         return "Broken DAG"
+    if kind is NotificationKind.RECOVERY:
+        return "Back to normal"
     raise ValueError(f"unknown notification kind {kind!r}")
 
 

@@ -36,9 +36,20 @@ DIRECTION_FIELDS: dict[str, str] = {
     "failure_count_threshold": "global.failure_count_threshold",
     "processing_enabled": "processing.enabled",
     "notify_before_max_retries": "processing.notify_before_max_retries",
+    "noise_coalesce": "noise.coalesce",
+    "noise_group_wait": "noise.group_wait_seconds",
+    "noise_repeat_interval": "noise.repeat_interval_minutes",
+    "noise_recovery_mail": "noise.recovery_mail",
 }
 CHECKBOXES = frozenset(
-    {"global_enabled", "notify_immediately", "processing_enabled", "notify_before_max_retries"}
+    {
+        "global_enabled",
+        "notify_immediately",
+        "processing_enabled",
+        "notify_before_max_retries",
+        "noise_coalesce",
+        "noise_recovery_mail",
+    }
 )
 TOP_FIELDS: dict[str, str] = {
     "backward_integration": "backward_integration",
@@ -47,7 +58,9 @@ TOP_FIELDS: dict[str, str] = {
 }
 _PATH_TO_FIELD = {path: name for name, path in DIRECTION_FIELDS.items()}
 _PATH_TO_FIELD.update({path: name for name, path in TOP_FIELDS.items()})
-_PATH_TO_FIELD.update({"global": "global_enabled", "processing": "processing_enabled"})
+_PATH_TO_FIELD.update(
+    {"global": "global_enabled", "processing": "processing_enabled", "noise": "noise_coalesce"}
+)
 
 # The bulk form: one email server, recipients, CC and prefix for every selected integration.
 BULK_FIELDS = ("smtp_conn_id", "recipients", "cc", "subject_prefix")
@@ -77,6 +90,10 @@ def _direction_values(settings: DirectionSettings, prefix: str = "") -> dict[str
         "failure_count_threshold": str(settings.global_.failure_count_threshold),
         "processing_enabled": settings.processing.enabled,
         "notify_before_max_retries": settings.processing.notify_before_max_retries,
+        "noise_coalesce": settings.noise.coalesce,
+        "noise_group_wait": str(settings.noise.group_wait_seconds),
+        "noise_repeat_interval": format_minutes(settings.noise.repeat_interval_minutes) or "0",
+        "noise_recovery_mail": settings.noise.recovery_mail,
     }
     return {f"{prefix}{name}": value for name, value in values.items()}
 
@@ -134,6 +151,12 @@ def _direction_dict(values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
         "processing": {
             "enabled": bool(get("processing_enabled")),
             "notify_before_max_retries": bool(get("notify_before_max_retries")),
+        },
+        "noise": {
+            "coalesce": bool(get("noise_coalesce")),
+            "group_wait_seconds": (str(get("noise_group_wait") or "")).strip() or None,
+            "repeat_interval_minutes": (str(get("noise_repeat_interval") or "")).strip() or None,
+            "recovery_mail": bool(get("noise_recovery_mail")),
         },
     }
 

@@ -21,6 +21,7 @@ ERROR_CATEGORIES = (
     ("config", "Configuration"),
     ("store", "Store"),
     ("capture", "Capture"),
+    ("silence", "Silences"),
 )
 QUICK_RANGES = (
     ("Last hour", timedelta(hours=1)),

@@ -22,9 +22,10 @@ from typing import Any
 
 from airflow_failnotify.core.coverage import drop_reported
 from airflow_failnotify.core.emails import message_id_for
-from airflow_failnotify.core.model import NotificationDraft, NotificationKind, Registration
+from airflow_failnotify.core.model import NotificationDraft, NotificationKind, OutboxState, Registration
 from airflow_failnotify.core.rules import RulesFn
 from airflow_failnotify.store.evaluation import EvaluationUnit
+from airflow_failnotify.store.records import ALL_INTEGRATIONS
 from airflow_failnotify.store.store import Store
 
 #: Job failures list the failed task instances of each run they report.
@@ -84,6 +85,16 @@ def _write(
     )
     # The Message-ID comes from the dedupe key, so a re-send of the same notification threads.
     message_id = message_id_for(kept.dedupe_key)
-    if unit.add_notification(kept, settings, dag_id, message_id=message_id, now=now) is None:
-        return None
-    return kept
+    held_until = silenced_until(unit.active_silences(now), kept.integration)
+    state = OutboxState.PENDING if held_until is None else OutboxState.SILENCED
+    written = unit.add_notification(
+        kept, settings, dag_id, message_id=message_id, now=now, state=state, hold_until=held_until
+    )
+    return kept if written is not None else None
+
+
+def silenced_until(silences: Mapping[str, datetime], integration: str) -> datetime | None:
+    """When the silences in force let ``integration``'s notifications go (its own or that of all, the
+    later); None when it is not silenced: the notification is written pending."""
+    ends = [silences[key] for key in (integration, ALL_INTEGRATIONS) if key in silences]
+    return max(ends) if ends else None

@@ -21,6 +21,7 @@ from airflow_failnotify.lookups.dags import DagStatusProvider, dag_status_from_m
 from airflow_failnotify.service.evaluation import evaluate as evaluate_rules
 from airflow_failnotify.service.rendering import MailRenderer, render_message
 from airflow_failnotify.service.sent_journal import FileJournal
+from airflow_failnotify.service.silences import release_expired
 from airflow_failnotify.service.store_errors import remember_store_error, report_remembered_store_errors
 from airflow_failnotify.store import OutboxItem, Store, get_store, utcnow, worker_name
 
@@ -90,6 +91,7 @@ def _run_pass(
 ) -> PassSummary:
     store.check_ready()
     report_remembered_store_errors(store)
+    release_expired(store, clock())
     config = failnotify_settings.DeliverySettings.load()
     if config.base_url is None:
         log.warning(

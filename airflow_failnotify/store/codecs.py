@@ -17,13 +17,16 @@ from airflow_failnotify.core.model import (
     Direction,
     DirectionSettings,
     DirectionState,
+    EpisodeSummary,
     EventKind,
     FailureEvent,
     GlobalSettings,
+    NoiseSettings,
     NotificationDraft,
     NotificationKind,
     ProcessingSettings,
 )
+from airflow_failnotify.core.noise import NOISE_KEY, noise_from_dict
 
 
 def db_text(value: str | None) -> str | None:
@@ -44,6 +47,10 @@ def settings_row(settings: DirectionSettings) -> dict[str, Any]:
         "failure_count_threshold": settings.global_.failure_count_threshold,
         "processing_enabled": settings.processing.enabled,
         "notify_before_max_retries": settings.processing.notify_before_max_retries,
+        "noise_coalesce": settings.noise.coalesce,
+        "noise_group_wait_seconds": settings.noise.group_wait_seconds,
+        "noise_repeat_interval_minutes": settings.noise.repeat_interval_minutes,
+        "noise_recovery_mail": settings.noise.recovery_mail,
     }
 
 
@@ -64,6 +71,12 @@ def settings_from_row(row: Any) -> DirectionSettings:
             enabled=bool(row.processing_enabled),
             notify_before_max_retries=bool(row.notify_before_max_retries),
         ),
+        noise=NoiseSettings(
+            coalesce=bool(row.noise_coalesce),
+            group_wait_seconds=row.noise_group_wait_seconds,
+            repeat_interval_minutes=row.noise_repeat_interval_minutes,
+            recovery_mail=bool(row.noise_recovery_mail),
+        ),
     )
 
 
@@ -77,6 +90,7 @@ def _settings_from_dict(data: Mapping[str, Any]) -> DirectionSettings:
         include_error_trace=data["include_error_trace"],
         global_=GlobalSettings(**g),
         processing=ProcessingSettings(**p),
+        noise=noise_from_dict(data.get(NOISE_KEY)),  # payloads written before issue 18 have none
     )
 
 
@@ -130,6 +144,31 @@ def _event_from_json(data: Mapping[str, Any]) -> FailureEvent:
     return FailureEvent(**values)
 
 
+def _recovery_to_json(summary: EpisodeSummary | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    return {
+        "started_at": summary.started_at.isoformat() if summary.started_at else None,
+        "ended_at": summary.ended_at.isoformat(),
+        "run_id": summary.run_id,
+        "failed_runs": summary.failed_runs,
+        "failures": summary.failures,
+    }
+
+
+def _recovery_from_json(data: Mapping[str, Any] | None) -> EpisodeSummary | None:
+    if not data:
+        return None
+    started = data.get("started_at")
+    return EpisodeSummary(
+        started_at=datetime.fromisoformat(started) if started else None,
+        ended_at=datetime.fromisoformat(data["ended_at"]),
+        run_id=data["run_id"],
+        failed_runs=int(data.get("failed_runs") or 0),
+        failures=int(data.get("failures") or 0),
+    )
+
+
 def draft_to_payload(draft: NotificationDraft, settings: DirectionSettings, dag_id: str) -> str:
     return json.dumps(
         {
@@ -144,6 +183,7 @@ def draft_to_payload(draft: NotificationDraft, settings: DirectionSettings, dag_
             "events": [_event_to_json(e) for e in draft.events],
             "episode_key": draft.episode_key,
             "failed_tasks": [_event_to_json(e) for e in draft.failed_tasks],
+            "recovery": _recovery_to_json(draft.recovery),
             "settings": direction_to_dict(settings),
             "dag_id": dag_id,
         }
@@ -165,6 +205,7 @@ def payload_to_draft(payload: str) -> tuple[NotificationDraft, DirectionSettings
         # Payloads written before episodes and job-failure task lists have neither.
         episode_key=data.get("episode_key"),
         failed_tasks=tuple(_event_from_json(e) for e in data.get("failed_tasks") or ()),
+        recovery=_recovery_from_json(data.get("recovery")),
     )
     return draft, _settings_from_dict(data["settings"]), data["dag_id"]
 

@@ -31,6 +31,7 @@ from airflow_failnotify.store.codecs import draft_to_payload, event_from_row, st
 from airflow_failnotify.store.overview import read_task_failures
 from airflow_failnotify.store.registrations import read_registrations
 from airflow_failnotify.store.session import StoreBase, insert_ignore
+from airflow_failnotify.store.silences import read_active_silences
 
 StateKey = tuple[str, Direction]
 
@@ -44,6 +45,7 @@ class EvaluationUnit:
     states: dict[StateKey, DirectionState]
     events: list[FailureEvent]
     written: list[int] = field(default_factory=list)
+    _silences: dict[str, datetime] | None = None
 
     def covered_event_ids(self, kind: NotificationKind, event_ids: Iterable[int]) -> set[int]:
         """The events among ``event_ids`` that a notification of ``kind`` already reports."""
@@ -57,6 +59,12 @@ class EvaluationUnit:
                 )
             ).scalars()
         )
+
+    def active_silences(self, now: datetime) -> dict[str, datetime]:
+        """The silences in force at ``now`` (integration or ``*`` -> until), read once per evaluation."""
+        if self._silences is None:
+            self._silences = read_active_silences(self.conn, now)
+        return self._silences
 
     def task_failures_of_runs(self, runs: Iterable[tuple[str, str]]) -> list[FailureEvent]:
         """Every final task failure recorded for these (dag_id, run_id) runs, evaluated or not.
@@ -74,8 +82,13 @@ class EvaluationUnit:
         *,
         message_id: str,
         now: datetime,
+        state: OutboxState = OutboxState.PENDING,
+        hold_until: datetime | None = None,
     ) -> int | None:
-        """Insert one pending notification unless its dedupe key exists; records the events it covers."""
+        """Insert one notification unless its dedupe key exists; records the events it covers.
+
+        ``state`` is pending, or silenced with ``hold_until`` the end of the silence that holds it.
+        """
         exists = self.conn.execute(
             select(t.outbox.c.id).where(t.outbox.c.dedupe_key == draft.dedupe_key)
         ).scalar_one_or_none()
@@ -88,7 +101,8 @@ class EvaluationUnit:
                 integration=draft.integration,
                 direction=draft.direction.value,
                 dedupe_key=draft.dedupe_key,
-                state=OutboxState.PENDING.value,
+                state=state.value,
+                hold_until=hold_until,
                 smtp_conn_id=settings.smtp_conn_id,
                 immediate=draft.kind.is_immediate,
                 payload=draft_to_payload(draft, settings, dag_id),

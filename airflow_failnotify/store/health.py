@@ -15,7 +15,7 @@ class HealthStore(StoreBase):
     def oldest_pending_at(self) -> datetime | None:
         """When the oldest mail still waiting to go out was written (pending, or claimed and sending).
 
-        Silenced or held mails would not count; none exist yet (issue 14).
+        Silenced mails (held by a silence until it ends, issue 18) do not count: they are not late.
         """
         with self._connect() as conn:
             value = conn.execute(

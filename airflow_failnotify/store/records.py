@@ -65,3 +65,31 @@ class ImportPlan:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+
+
+ALL_INTEGRATIONS = "*"  # a silence of every integration
+
+
+@dataclass(frozen=True)
+class Silence:
+    """An integration (or ``*``: all) silenced until ``until``: its notifications are held, not sent."""
+
+    integration: str
+    until: datetime
+    reason: str
+    created_by: str
+    created_at: datetime
+
+    @property
+    def is_global(self) -> bool:
+        return self.integration == ALL_INTEGRATIONS
+
+
+@dataclass(frozen=True)
+class HeldNotifications:
+    """The silenced outbox rows of one integration: how many, since when, held until when."""
+
+    integration: str
+    count: int
+    oldest_created_at: datetime
+    hold_until: datetime | None

@@ -84,6 +84,10 @@ def _audit_change(
     )
 
 
+# What an unregister closes: rows not sent and not being sent (a silenced row is held, not sent).
+_UNSENT = [OutboxState.PENDING.value, OutboxState.FAILED.value, OutboxState.SILENCED.value]
+
+
 class RegistrationStore(StoreBase):
     def get_setting(self, key: str) -> str | None:
         with self._connect() as conn:
@@ -259,7 +263,7 @@ class RegistrationStore(StoreBase):
         self._forget_direction(conn, integration, None)
         closed = conn.execute(
             update(t.outbox)
-            .where(t.outbox.c.integration == integration, t.outbox.c.state.in_(["pending", "failed"]))
+            .where(t.outbox.c.integration == integration, t.outbox.c.state.in_(_UNSENT))
             .values(
                 state=OutboxState.CLOSED.value,
                 updated_at=now,

@@ -17,6 +17,7 @@ from airflow_failnotify.store.health import HealthStore
 from airflow_failnotify.store.outbox import OutboxStore
 from airflow_failnotify.store.overview import OverviewStore
 from airflow_failnotify.store.registrations import RegistrationStore
+from airflow_failnotify.store.silences import SilenceStore
 
 
 class Store(
@@ -28,9 +29,10 @@ class Store(
     AuditStore,
     OverviewStore,
     HealthStore,
+    SilenceStore,
 ):
-    """Configuration, capture, the evaluation's unit of work, outbox, error log and passes, audit, overview
-    and health reads: one concern module each."""
+    """Configuration, capture, the evaluation's unit of work, outbox, error log and passes, audit, overview,
+    health reads and silences: one concern module each."""
 
 
 _STORES: dict[str, Store] = {}

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -94,6 +95,11 @@ direction_config = Table(
     Column("failure_count_threshold", Integer, nullable=False),
     Column("processing_enabled", Boolean, nullable=False),
     Column("notify_before_max_retries", Boolean, nullable=False),
+    # Noise control (migration 0004); the server defaults are NoiseSettings' defaults.
+    Column("noise_coalesce", Boolean, nullable=False, server_default=false()),
+    Column("noise_group_wait_seconds", Integer, nullable=False, server_default="0"),
+    Column("noise_repeat_interval_minutes", Integer, nullable=False, server_default="0"),
+    Column("noise_recovery_mail", Boolean, nullable=False, server_default=false()),
 )
 
 setting = Table(
@@ -186,11 +192,14 @@ outbox = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("sent_at", UtcDateTime(), nullable=True),
-    Column("sent_message_id", String(300), nullable=True),  # the mail that carried it (one covers several)
-    Column("hold_until", UtcDateTime(), nullable=True),  # not claimed before (held by noise control)
+    # Migration 0004: the Message-ID of the mail that carried the row (one mail may carry several
+    # rows), and a time the row is not to be claimed (or, silenced, released) before.
+    Column("sent_message_id", String(300), nullable=True),
+    Column("hold_until", UtcDateTime(), nullable=True),
     UniqueConstraint("dedupe_key", name="uq_failnotify_outbox_dedupe_key"),
 )
 Index("ix_failnotify_outbox_state", outbox.c.state, outbox.c.id)
+Index("ix_failnotify_outbox_hold", outbox.c.state, outbox.c.hold_until)
 
 # Which failures a notification covers; the primary key is "a failure appears in at most one
 # notification of each kind, ever".
@@ -243,3 +252,19 @@ audit = Table(
 )
 Index("ix_failnotify_audit_integration", audit.c.integration, audit.c.occurred_at)
 Index("ix_failnotify_audit_time", audit.c.occurred_at)
+
+# --- silences (migration 0004) ----------------------------------------------------------------------
+
+# One row per silenced integration ("*": all of them) until ``until``; its notifications are written to
+# the outbox as "silenced" and held until then. Expired rows are deleted when their held rows are
+# released (service/silences.py); the audit trail keeps who set and lifted each silence.
+silence = Table(
+    "failnotify_silence",
+    metadata,
+    Column("integration", String(ID_LEN), primary_key=True),
+    Column("until", UtcDateTime(), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(ID_LEN), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+Index("ix_failnotify_silence_until", silence.c.until)

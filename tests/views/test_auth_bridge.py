@@ -221,7 +221,9 @@ def test_app_builds_with_the_plugin_in_seconds(obs: dict[str, Any]) -> None:
     assert obs["rules"] == ["GET /failnotify/", "GET /failnotify/configure/<string:dag_id>",
                             "GET /failnotify/configure/<string:dag_id>/unregister",
                             "POST /failnotify/configure/<string:dag_id>",
-                            "POST /failnotify/configure/<string:dag_id>/unregister"]
+                            "POST /failnotify/configure/<string:dag_id>/silence",
+                            "POST /failnotify/configure/<string:dag_id>/unregister",
+                            "POST /failnotify/configure/<string:dag_id>/unsilence"]
 
 
 def test_anonymous_get_is_redirected_to_the_airflow_login(obs: dict[str, Any]) -> None:

@@ -68,6 +68,24 @@ def _post_errors(
     return parsed, errors
 
 
+def _silence_info(
+    dag_id: str, *, errors: forms.FormErrors | None = None, values: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The silence panel: the silence in force (its own or that of all), what it holds, the form."""
+    from airflow_failnotify.store import utcnow
+
+    active = store().active_silence_for(dag_id, utcnow())
+    held = {h.integration: h.count for h in store().held_notifications()}
+    own = any(s.integration == dag_id for s in store().list_silences(now=utcnow()))
+    return {
+        "active": active,
+        "own": own,
+        "held": held.get(dag_id, 0),
+        "errors": errors or forms.FormErrors(),
+        "posted": dict(values or {}),
+    }
+
+
 class ConfigureView(FailnotifyBaseView):
     """Configure Failure Notification of one integration: Save/Update, Test, Unregister."""
 
@@ -83,6 +101,7 @@ class ConfigureView(FailnotifyBaseView):
         errors: forms.FormErrors | None = None,
         outcomes: Sequence[TestOutcome] = (),
         status: int = 200,
+        silence: Mapping[str, Any] | None = None,
     ) -> Response:
         can_edit = auth.can_access_dag(dag_id, write=True)
         history, history_total = (
@@ -115,6 +134,7 @@ class ConfigureView(FailnotifyBaseView):
             history=history,
             history_total=history_total,
             utc=utc,
+            silence_info=_silence_info(dag_id, **(silence or {})),
         )
 
     def _covered(self, dag_id: str, owner: str, status: int = 200) -> Response:
@@ -197,3 +217,51 @@ class ConfigureView(FailnotifyBaseView):
         else:
             flash(f"{dag_id} was not registered for failure notification.", "info")
         return redirect(url_for("IntegrationsView.index"))
+
+    @expose("/<string:dag_id>/silence", methods=["POST"])
+    @auth.dag_access_required(write=True)
+    def silence(self, dag_id: str) -> Any:
+        """Silence this integration until a time (a duration or a UTC time), with a reason."""
+        from airflow_failnotify.service.silences import SilenceError, parse_until
+        from airflow_failnotify.service.silences import silence as set_silence
+        from airflow_failnotify.store import utcnow
+
+        registration = store().get_registration(dag_id)
+        if registration is None:
+            flash(f"{dag_id} is not registered for failure notification: nothing to silence.", "info")
+            return redirect(url_for("ConfigureView.index", dag_id=dag_id))
+        posted = {key: (request.form.get(key) or "").strip() for key in ("until", "reason")}
+        now = utcnow()
+        try:
+            created = set_silence(
+                store(), dag_id, parse_until(posted["until"], now), posted["reason"], actor(), now
+            )
+        except SilenceError as err:
+            errors = forms.FormErrors()
+            errors.add(err.field, str(err))
+            return self._form(
+                dag_id,
+                forms.values_from_registration(registration),
+                registration=registration,
+                status=HTTP_UNPROCESSABLE,
+                silence={"errors": errors, "values": posted},
+            )
+        flash(f"{dag_id} is silenced until {utc(created.until)}: its notifications are held.", "success")
+        return redirect(url_for("ConfigureView.index", dag_id=dag_id))
+
+    @expose("/<string:dag_id>/unsilence", methods=["POST"])
+    @auth.dag_access_required(write=True)
+    def unsilence(self, dag_id: str) -> Any:
+        """Lift this integration's silence: what it held goes out at the next pass."""
+        from airflow_failnotify.service.silences import SilenceError
+        from airflow_failnotify.service.silences import unsilence as lift
+        from airflow_failnotify.store import utcnow
+
+        try:
+            released = lift(store(), dag_id, actor(), utcnow())
+        except SilenceError as err:
+            flash(f"{err}.", "info")
+        else:
+            held = sum(r.count for r in released)
+            flash(f"The silence of {dag_id} was lifted; {held} held notification(s) go out now.", "success")
+        return redirect(url_for("ConfigureView.index", dag_id=dag_id))

@@ -21,6 +21,8 @@ from airflow_failnotify.plugins.views.base import (
     store,
     utc,
 )
+from airflow_failnotify.service.evaluation import silenced_until
+from airflow_failnotify.store import utcnow
 
 SPARKLINE_DAYS = 14
 
@@ -75,6 +77,7 @@ class IntegrationRow:
     # The integration this DAG is the backward direction of (then ``registration`` is None).
     covered_by: Registration | None = None
     last_sent: datetime | None = None
+    silenced_until: datetime | None = None  # its own silence or the one of all, the later (issue 18)
 
     @property
     def directions(self) -> str:
@@ -105,6 +108,7 @@ def _rows(dags: list[dag_listing.DagRow], editable: set[str]) -> list[Integratio
     chart = store().failure_chart(shown, days=SPARKLINE_DAYS)
     owners = sorted({(registered.get(d) or covering[d]).integration for d in shown})
     sent = store().last_sent(owners)
+    silences = {s.integration: s.until for s in store().list_silences(now=utcnow())}
     rows = []
     for row in dags:
         own, owner = registered.get(row.dag_id), covering.get(row.dag_id)
@@ -117,6 +121,8 @@ def _rows(dags: list[dag_listing.DagRow], editable: set[str]) -> list[Integratio
         elif owner is not None:
             last_sent = sent.get((owner.integration, Direction.BACKWARD))
         counts = chart.get(row.dag_id)
+        name = own.integration if own is not None else owner.integration if owner is not None else None
+        silenced = silenced_until(silences, name) if name is not None else None
         rows.append(
             IntegrationRow(
                 dag_id=row.dag_id,
@@ -128,6 +134,7 @@ def _rows(dags: list[dag_listing.DagRow], editable: set[str]) -> list[Integratio
                 sparkline=Sparkline(tuple(counts[0]), tuple(counts[1])) if counts else None,
                 covered_by=owner if own is None else None,
                 last_sent=last_sent,
+                silenced_until=silenced,
             )
         )
     return rows

@@ -1,0 +1,119 @@
+"""Noise control on the delivery side, with the real store (SQLite, PostgreSQL) and the dev SMTP server:
+coalesced mails, each row recording the mail that carried it, the repeat interval, and a burst."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow_failnotify.core.model import OutboxState
+from airflow_failnotify.service.passes import run_notification_pass
+from airflow_failnotify.store import Store
+from devtools.smtp_server import DevSmtpServer
+from tests.fixtures.soak import Summary
+from tests.reliability.helpers import (
+    all_outbox,
+    delivery,
+    entity_failed,
+    no_status,
+    register,
+    run_failed,
+    task_failed,
+)
+
+COALESCE: dict[str, Any] = {"noise": {"coalesce": True}}
+
+
+def test_a_failed_run_and_its_entity_failures_go_out_as_one_mail(
+    store: Store, smtp_server: DevSmtpServer, smtp_connection: Callable[..., str], summary: Summary
+) -> None:
+    conn = smtp_connection("mail_noise", server=smtp_server, auth_type="basic")
+    register(store, conn, **COALESCE)
+    store.record_events(
+        [task_failed("r1", "load", map_index=i) for i in range(3)] + [run_failed("r1")]
+    )
+    run_notification_pass(trigger="cli", store=store, dag_status=no_status)
+    counts = delivery(store, smtp_server)
+    (mail,) = smtp_server.messages
+    rows = all_outbox(store)
+    summary.record(
+        f"a failed run and its 3 entity failures, coalescing on [{store.engine.dialect.name}]",
+        "one mail naming both kinds, one PDF; every row records that mail's Message-ID",
+        f"{len(smtp_server.messages)} mail: {mail.subject!r}; {counts}",
+        ok=counts.exactly_once and len(smtp_server.messages) == 1,
+    )
+    assert mail.subject == "[Sync] Job failed + 3 entity failures: sync_jira (forward)"
+    assert "global_immediate" in mail.message["X-Failnotify-Kind"]
+    assert "processing" in mail.message["X-Failnotify-Kind"]
+    assert [p.get_filename() for p in mail.message.iter_attachments()] == ["error-trace.pdf"]
+    assert {r.sent_message_id for r in rows} == {mail.message["Message-ID"]} and len(rows) == 2
+    assert counts.exactly_once, counts
+
+
+def test_twenty_failing_integrations_give_each_recipient_one_mail_per_integration(
+    store: Store, smtp_server: DevSmtpServer, smtp_connection: Callable[..., str], summary: Summary
+) -> None:
+    """The burst of the issue: 20 integrations, each with a failed run and its entity failure in the
+    same pass: 40 mails without coalescing, 20 with it; no failure left out."""
+    conn = smtp_connection("mail_burst", server=smtp_server, auth_type="basic")
+    names = [f"burst_{n:02d}" for n in range(20)]
+    for name in names:
+        register(store, conn, integration=name, **COALESCE)
+    store.record_events(
+        [e for name in names for e in (task_failed("r1", dag_id=name), run_failed("r1", dag_id=name))]
+    )
+    run_notification_pass(trigger="cli", store=store, dag_status=no_status)
+    counts = delivery(store, smtp_server)
+    per_recipient = len([m for m in smtp_server.messages if "ops@example.com" in m.rcpt_tos])
+    summary.record(
+        f"20 integrations failing in one pass, coalescing on [{store.engine.dialect.name}]",
+        "each recipient gets <= 20 mails (40 without); every failure in exactly one mail",
+        f"{per_recipient} mails to ops@example.com for {counts.due} notifications; {counts}",
+        ok=per_recipient == 20 and counts.exactly_once,
+    )
+    assert per_recipient == 20 and counts.due == 40 and counts.exactly_once, counts
+
+
+def test_the_repeat_interval_holds_more_of_the_same_and_sends_it_together(
+    store: Store, smtp_server: DevSmtpServer, smtp_connection: Callable[..., str], summary: Summary
+) -> None:
+    conn = smtp_connection("mail_repeat", server=smtp_server, auth_type="basic")
+    register(store, conn, noise={"coalesce": True, "repeat_interval_minutes": 60})
+    start = datetime.now(timezone.utc)
+    store.record_events([run_failed("r1", start)])
+    run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda: start)
+    store.record_events([run_failed("r2", start + timedelta(minutes=5))])
+    store.record_events([run_failed("r3", start + timedelta(minutes=6))])
+    soon = start + timedelta(minutes=10)
+    held = run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda: soon)
+    waiting = [r for r in all_outbox(store) if r.state is OutboxState.PENDING]
+    later = start + timedelta(minutes=61)
+    run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda: later)
+    subjects = [m.subject for m in smtp_server.messages]
+    counts = delivery(store, smtp_server)
+    summary.record(
+        f"the same failure again within the 60 min repeat interval [{store.engine.dialect.name}]",
+        "held (not an attempt), then both sent in one mail when the interval ends",
+        f"held {held.held}, {len(waiting)} waiting until {waiting[0].hold_until if waiting else None}; "
+        f"mails {subjects}",
+        ok=held.held == 2 and len(subjects) == 2 and counts.exactly_once,
+    )
+    assert held.held == 2 and all(r.hold_until == start + timedelta(minutes=60) for r in waiting)
+    first, together = "[Sync] Job failed: sync_jira (forward)", "[Sync] 2 job failures: sync_jira (forward)"
+    assert subjects == [first, together]
+    assert counts.exactly_once, counts
+
+
+def test_a_new_kind_in_the_episode_is_not_held(
+    store: Store, smtp_server: DevSmtpServer, smtp_connection: Callable[..., str]
+) -> None:
+    conn = smtp_connection("mail_newkind", server=smtp_server, auth_type="basic")
+    register(store, conn, noise={"coalesce": True, "repeat_interval_minutes": 60})
+    start = datetime.now(timezone.utc)
+    store.record_events([run_failed("r1", start)])
+    run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda: start)
+    store.record_events([entity_failed("r2", "CUST-1", at=start + timedelta(minutes=5))])
+    soon = start + timedelta(minutes=10)
+    passed = run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda: soon)
+    assert passed.held == 0 and len(smtp_server.messages) == 2
