@@ -8,7 +8,8 @@ SDK inside a task, Airflow's own database elsewhere).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -58,6 +59,7 @@ def run_notification_pass(
     evaluate: bool = True,
     clock: Clock = utcnow,
     journal: SentJournal | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> PassSummary:
     """Evaluate the rules, then deliver every due notification; raises only when the store is unusable."""
     store = store or get_store()
@@ -71,6 +73,7 @@ def run_notification_pass(
             evaluate=evaluate,
             clock=clock,
             journal=journal or FileJournal(),
+            sleep=sleep,
         )
     except (StoreUnavailableError, StoreNotReadyError) as err:
         # The store cannot take the error row now; the next pass that reaches it logs it.
@@ -88,6 +91,7 @@ def _run_pass(
     evaluate: bool,
     clock: Clock,
     journal: SentJournal,
+    sleep: Callable[[float], None],
 ) -> PassSummary:
     store.check_ready()
     report_remembered_store_errors(store)
@@ -101,9 +105,13 @@ def _run_pass(
     pass_id = store.start_pass(trigger, now=clock())
     summary = PassSummary(pass_id=pass_id, trigger=trigger)
     if evaluate:
-        outcome = evaluate_rules(store, rules.evaluate, dag_status, now=clock())
-        summary.evaluated_events = outcome.evaluated_events
-        summary.due = len(outcome.outbox_ids)
+        _evaluate(store, summary, dag_status, clock)
+        wait = group_wait(store) if trigger == IMMEDIATE else 0
+        if wait and summary.due:
+            # Noise control's group wait: a run's failures arrive seconds apart (the task's, then the
+            # run's); wait for the rest so they go out in one mail.
+            sleep(wait)
+            _evaluate(store, summary, dag_status, clock)
     report = delivery.deliver(
         store,
         open_transport,
@@ -133,6 +141,26 @@ def _run_pass(
         summary.failed,
     )
     return summary
+
+
+IMMEDIATE = "immediate"  # the trigger name of passes the immediate path starts (the operator's)
+
+
+def _evaluate(store: Store, summary: PassSummary, dag_status: DagStatusProvider, clock: Clock) -> None:
+    outcome = evaluate_rules(store, rules.evaluate, dag_status, now=clock())
+    summary.evaluated_events += outcome.evaluated_events
+    summary.due += len(outcome.outbox_ids)
+
+
+def group_wait(store: Store) -> float:
+    """The longest group wait of the directions that coalesce (0: no wait)."""
+    waits = [
+        reg.settings_for(direction).noise.group_wait_seconds
+        for reg in store.list_registrations()
+        for direction in reg.directions()
+        if reg.settings_for(direction).noise.coalesce
+    ]
+    return float(max(waits, default=0))
 
 
 def _finish(store: Store, summary: PassSummary, clock: Clock) -> None:

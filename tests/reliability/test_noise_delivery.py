@@ -117,3 +117,32 @@ def test_a_new_kind_in_the_episode_is_not_held(
     soon = start + timedelta(minutes=10)
     passed = run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda: soon)
     assert passed.held == 0 and len(smtp_server.messages) == 2
+
+
+def test_the_immediate_path_waits_the_group_wait_so_a_runs_failures_go_out_together(
+    store: Store, smtp_server: DevSmtpServer, smtp_connection: Callable[..., str]
+) -> None:
+    conn = smtp_connection("mail_wait", server=smtp_server, auth_type="basic")
+    register(store, conn, noise={"coalesce": True, "group_wait_seconds": 5})
+    store.record_events([task_failed("r1", "load")])  # the task's own event comes first
+    waited: list[float] = []
+
+    def meanwhile(seconds: float) -> None:  # the run's failure arrives during the wait
+        waited.append(seconds)
+        store.record_events([run_failed("r1")])
+
+    summary = run_notification_pass(trigger="immediate", store=store, dag_status=no_status, sleep=meanwhile)
+    assert waited == [5.0] and summary.due == 2
+    (mail,) = smtp_server.messages
+    assert mail.subject == "[Sync] Job failed + 1 entity failure: sync_jira (forward)"
+
+
+def test_a_scheduled_pass_does_not_wait(
+    store: Store, smtp_server: DevSmtpServer, smtp_connection: Callable[..., str]
+) -> None:
+    conn = smtp_connection("mail_nowait", server=smtp_server, auth_type="basic")
+    register(store, conn, noise={"coalesce": True, "group_wait_seconds": 5})
+    store.record_events([run_failed("r1")])
+    waited: list[float] = []
+    run_notification_pass(trigger="schedule", store=store, dag_status=no_status, sleep=waited.append)
+    assert waited == [] and len(smtp_server.messages) == 1
