@@ -140,7 +140,9 @@ def _kill_a_pass_mid_page(env: AirflowEnv, smtp: DevSmtpServer, summary: Summary
     os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
     received_at_kill = len(smtp.messages)
-    bound = LEASE_SECONDS + SCHEDULE_SECONDS + 30  # the lease, one schedule interval, start-up slack
+    # The bound is the lease plus one schedule interval; the slack covers the task's start-up and
+    # a scheduler that creates the minute's run late on a loaded 2-core machine (seen: up to a minute).
+    bound = LEASE_SECONDS + SCHEDULE_SECONDS + 60
     wait_for(
         lambda: sum(r.state == OutboxState.SENT.value for r in outbox_rows(env)) == PAGE,
         timeout=bound + 60,
@@ -156,7 +158,8 @@ def _kill_a_pass_mid_page(env: AirflowEnv, smtp: DevSmtpServer, summary: Summary
     lost = len(due - set(ids))
     summary.record(
         f"kill -9 of a pass mid-page of {PAGE}, running Airflow (lease {LEASE_SECONDS} s, 1 min schedule)",
-        f"an Airflow-started pass sends the rest within lease + 1 interval ({bound} s); <= 1 dup, 0 lost",
+        f"an Airflow-started pass sends the rest within lease + 1 interval "
+        f"({LEASE_SECONDS + SCHEDULE_SECONDS} s, {bound} s allowed); <= 1 dup, 0 lost",
         f"due {len(due)} received {sum(ids.values())} dup {duplicates} lost {lost}; killed after "
         f"{received_at_kill}; rest sent {seconds:.0f} s later by {'/'.join(sorted(set(triggers)))} passes",
         ok=duplicates <= 1 and lost == 0 and seconds <= bound,
