@@ -10,9 +10,10 @@ event is not activity, and a DAG whose status is broken gets no inactivity notif
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from airflow_failnotify.core.headers import notification_for
 from airflow_failnotify.core.model import (
     Direction,
     DirectionSettings,
@@ -55,7 +56,6 @@ def render_broken_dag(
 ) -> Notification:
     """ "Broken DAG: <integration> (<direction>)": the import error's text, its file and since when."""
     from airflow_failnotify.core import emails, text
-    from airflow_failnotify.core.headers import list_id_for, references_for
 
     event = draft.events[0] if draft.events else None
     error, cut = text.truncate(
@@ -74,16 +74,4 @@ def render_broken_dag(
         "has_base_url": text.base_url_of(base_url) is not None,
     }
     body, html = emails._render("broken_dag", context)  # noqa: SLF001 - the one template environment
-    return Notification(
-        subject=emails.subject_for(draft, settings),
-        text=body,
-        html=html,
-        to=text.clean_addresses(settings.recipients),
-        cc=text.clean_addresses(settings.cc),
-        message_id=emails.message_id_for(draft.dedupe_key),
-        date=text.as_utc(now) if now is not None else datetime.now(timezone.utc),
-        kinds=(draft.kind.value,),
-        episode_key=draft.episode_key,
-        references=references_for(draft),
-        list_id=list_id_for(draft.integration, base_url),
-    )
+    return notification_for(draft, settings, body, html, dag_id=dag_id, base_url=base_url, now=now)

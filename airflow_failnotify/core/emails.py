@@ -23,7 +23,7 @@ import jinja2
 from airflow_failnotify.core.headers import (
     list_id_for,
     message_id_for,
-    references_for,
+    notification_for,
     unique_message_id,
 )
 from airflow_failnotify.core.job_failures import (
@@ -307,20 +307,16 @@ def render_notification(
         attachments = (Attachment(ERROR_TRACE_FILENAME, pdf, PDF_MIME_TYPE),)
 
     shown_tasks = [t["label"] for f in failures for t in f["tasks"]]
-    return Notification(
-        subject=subject_for(draft, settings, dag_id),
-        text=text,
-        html=html,
-        to=clean_addresses(settings.recipients),
-        cc=clean_addresses(settings.cc),
-        message_id=message_id_for(draft.dedupe_key),
+    return notification_for(
+        draft,
+        settings,
+        text,
+        html,
+        dag_id=dag_id,
+        base_url=base_url,
+        now=now,
         attachments=attachments,
-        date=as_utc(now) if now is not None else datetime.now(timezone.utc),
-        episode_key=draft.episode_key,
-        kinds=(draft.kind.value,),
         failed_tasks=tuple(dict.fromkeys(shown_tasks)),
-        references=references_for(draft),
-        list_id=list_id_for(draft.integration, base_url),
     )
 
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-from airflow_failnotify.core.model import NotificationDraft
-from airflow_failnotify.core.text import MAX_DAG_ID_CHARS, base_url_of, header_safe
+from airflow_failnotify.core.model import DirectionSettings, NotificationDraft
+from airflow_failnotify.core.notification import Attachment, Notification
+from airflow_failnotify.core.subjects import subject_for
+from airflow_failnotify.core.text import MAX_DAG_ID_CHARS, as_utc, base_url_of, clean_addresses, header_safe
 
 __all__ = ["MESSAGE_ID_DOMAIN", "list_id_for", "message_id_for", "references_for", "unique_message_id"]
 
@@ -63,3 +66,34 @@ def references_for(draft: NotificationDraft) -> tuple[str, ...]:
     if draft.episode_key and draft.episode_key != draft.dedupe_key:
         return (message_id_for(draft.episode_key),)
     return ()
+
+
+def notification_for(
+    draft: NotificationDraft,
+    settings: DirectionSettings,
+    text: str,
+    html: str,
+    *,
+    dag_id: str | None,
+    base_url: str | None,
+    now: datetime | None,
+    attachments: tuple[Attachment, ...] = (),
+    failed_tasks: tuple[str, ...] = (),
+) -> Notification:
+    """A draft's rendered bodies as the Notification every kind shares: subject, recipients,
+    Message-ID from the dedupe key, Date, the kinds and thread headers."""
+    return Notification(
+        subject=subject_for(draft, settings, dag_id),
+        text=text,
+        html=html,
+        to=clean_addresses(settings.recipients),
+        cc=clean_addresses(settings.cc),
+        message_id=message_id_for(draft.dedupe_key),
+        attachments=attachments,
+        date=as_utc(now) if now is not None else datetime.now(timezone.utc),
+        episode_key=draft.episode_key,
+        kinds=(draft.kind.value,),
+        failed_tasks=failed_tasks,
+        references=references_for(draft),
+        list_id=list_id_for(draft.integration, base_url),
+    )

@@ -10,10 +10,11 @@ failure to the successful run) and how many failures the episode had.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from airflow_failnotify.core.episodes import EndedEpisode
+from airflow_failnotify.core.headers import notification_for
 from airflow_failnotify.core.model import (
     Direction,
     DirectionSettings,
@@ -78,7 +79,6 @@ def render_recovery(
 ) -> Notification:
     """ "Back to normal: <DAG> (<direction>)": down for how long, with how many failures, which run."""
     from airflow_failnotify.core import emails, text
-    from airflow_failnotify.core.headers import list_id_for, references_for
 
     summary = draft.recovery or EpisodeSummary(None, draft.created_at, draft.run_id or "")
     name = text.one_line(draft.integration, text.MAX_DAG_ID_CHARS)
@@ -99,16 +99,4 @@ def render_recovery(
         "has_base_url": text.base_url_of(base_url) is not None,
     }
     body, html = emails._render("recovery", context)  # noqa: SLF001 - the one template environment
-    return Notification(
-        subject=emails.subject_for(draft, settings, dag_id),
-        text=body,
-        html=html,
-        to=text.clean_addresses(settings.recipients),
-        cc=text.clean_addresses(settings.cc),
-        message_id=emails.message_id_for(draft.dedupe_key),
-        date=text.as_utc(now) if now is not None else datetime.now(timezone.utc),
-        kinds=(draft.kind.value,),
-        episode_key=draft.episode_key,
-        references=references_for(draft),
-        list_id=list_id_for(draft.integration, base_url),
-    )
+    return notification_for(draft, settings, body, html, dag_id=dag_id, base_url=base_url, now=now)
