@@ -17,7 +17,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CANNOT_RUN = 2
 
-_MODULES = ("db", "config", "audit", "silence", "mail", "run", "dag", "health")
+_MODULES = ("db", "config", "audit", "silence", "mail", "run", "dag", "health", "watchdog")
 
 
 def build_parser() -> argparse.ArgumentParser:

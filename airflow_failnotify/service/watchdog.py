@@ -1,7 +1,8 @@
 """The watchdog: one look at the health per tick; Broken DAG events, metrics, and the admins' mails.
 
-It runs in a daemon thread of the scheduler (:mod:`airflow_failnotify.listeners.watchdog`), never in the
-notification DAG, so a paused DAG, a DAG that fails or a store that is down is still seen. Per tick:
+It runs in a child process of every scheduler (:mod:`airflow_failnotify.listeners.watchdog`; the loop is
+``failnotify watchdog``), never in the notification DAG, so a paused DAG, a DAG that fails or a store
+that is down is still seen. Per tick:
 
 1. Airflow's import errors of registered DAGs become Broken DAG events (service/broken_dags.py);
 2. the health report (service/health.py) is computed and published as gauges through Airflow's metrics

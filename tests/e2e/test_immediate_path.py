@@ -91,9 +91,6 @@ def test_immediate_notifications_arrive_within_seconds_on_a_running_airflow(
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__FAILNOTIFY__IMMEDIATE_POLL_SECONDS": "1",
-            # This case measures the immediate path alone; the scheduler's watchdog thread has its own
-            # running-Airflow test (one full-suite run saw this scheduler idle for 3 minutes with it on).
-            "AIRFLOW__FAILNOTIFY__WATCHDOG_ENABLED": "False",
             "AIRFLOW_CONN_MAIL_E2E": json.dumps(conn),
             # One key for every process: started together, each would otherwise write its own airflow.cfg
             # with its own key, and the triggerer could not read the trigger's kwargs the DAG processor wrote.

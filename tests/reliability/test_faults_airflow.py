@@ -96,9 +96,6 @@ def test_faults_injected_into_a_running_airflow(
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__FAILNOTIFY__IMMEDIATE_POLL_SECONDS": "1",
                 "AIRFLOW__FAILNOTIFY__LEASE_SECONDS": str(LEASE_SECONDS),
-                # Without the scheduler's watchdog thread: with it on, two full-suite runs saw this
-                # stack's scheduler stall (an open bug of issue 14, see its note); this case is issue 13's.
-                "AIRFLOW__FAILNOTIFY__WATCHDOG_ENABLED": "False",
                 "AIRFLOW__FAILNOTIFY__NOTIFICATION_SCHEDULE": "* * * * *",
                 "AIRFLOW_CONN_MAIL_FAULTS": json.dumps(conn),
                 "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
