@@ -42,6 +42,7 @@ from airflow_failnotify.core.model import (
     NotificationKind,
 )
 from airflow_failnotify.core.notification import Attachment, Notification, RenderedEmail, recipients_of
+from airflow_failnotify.core.signatures import ErrorGroup, error_type, group_by_signature
 from airflow_failnotify.core.subjects import (
     direction_value,
     inactivity_minutes,
@@ -97,6 +98,8 @@ MAX_ERROR_CHARS = 2_000  # per failure in the body; the full error and trace go 
 MAX_LISTED_FAILURES = 100  # failures listed in one body; the PDF has them all
 
 _JOB_KINDS = (NotificationKind.GLOBAL_IMMEDIATE, NotificationKind.GLOBAL_THRESHOLD)
+_FOLDED_KINDS = (NotificationKind.PROCESSING, NotificationKind.NOT_ACCESSIBLE)
+MAX_FOLDED_NAMES = 200  # entities named in a folded entry; the PDF names them all
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,6 +221,21 @@ def _failure_context(
     }
 
 
+def _fold_context(group: ErrorGroup) -> dict[str, Any]:
+    """A folded entry: how many failures share the error, when, and every entity they name."""
+    if group.count == 1:
+        return {"folded": 0}
+    labels = group.labels()
+    shown = ", ".join(labels[:MAX_FOLDED_NAMES])
+    rest = len(labels) - MAX_FOLDED_NAMES
+    return {
+        "folded": group.count,
+        "label": one_line(f"{group.count} x {error_type(group.first.error_message) or 'the same error'}"),
+        "entity": shown + (f" and {rest} more" if rest > 0 else ""),
+        "span": f"first {format_utc(group.first_at)}, last {format_utc(group.last_at)}",
+    }
+
+
 def render_notification(
     draft: NotificationDraft,
     settings: DirectionSettings,
@@ -253,17 +271,22 @@ def render_notification(
         if with_pdf
         else "the full error is in the task log"
     )
-    listed = list(draft.events[:MAX_LISTED_FAILURES])
+    # Entity-level kinds fold identical errors into one entry (core/signatures.py); runs stay apart.
+    groups = [ErrorGroup("", (e,)) for e in draft.events]
+    if draft.kind in _FOLDED_KINDS:
+        groups = group_by_signature(draft.events)
+    listed = groups[:MAX_LISTED_FAILURES]
     failures = [
         _failure_context(
-            e,
+            g.first,
             i,
             fallback_dag_id=dag_id,
             base_url=base_url,
             full_error_in=full_error_in,
-            tasks=failed_tasks_of_run(draft, e.dag_id or dag_id, e.run_id) if is_job else None,
+            tasks=failed_tasks_of_run(draft, g.first.dag_id or dag_id, g.first.run_id) if is_job else None,
         )
-        for i, e in enumerate(listed, start=1)
+        | _fold_context(g)
+        for i, g in enumerate(listed, start=1)
     ]
     last_event = draft.events[-1] if draft.events else None
     when = last_event.occurred_at if last_event is not None else draft.created_at
@@ -285,7 +308,7 @@ def render_notification(
         "detected": format_utc(draft.created_at),
         "count": len(draft.events),
         "failures": failures,
-        "more": len(draft.events) - len(listed),
+        "more": sum(g.count for g in groups[MAX_LISTED_FAILURES:]),
         "more_note": (
             f"all of them are in the attached {ERROR_TRACE_FILENAME}"
             if with_pdf

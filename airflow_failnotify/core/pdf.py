@@ -29,6 +29,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, Preformatted, SimpleDocTemplate
 
 from airflow_failnotify.core.model import Direction, FailureEvent
+from airflow_failnotify.core.signatures import ErrorGroup, error_type, group_by_signature
 from airflow_failnotify.core.text import as_utc, entity_label, format_utc, try_label
 
 __all__ = [
@@ -46,6 +47,7 @@ MAX_TRACE_LINES = 5_000  # per trace: first and last 2,500 lines (about 80 pages
 MAX_TOTAL_TRACE_CHARS = 10_000_000  # per PDF: later traces are left out once it is spent
 MAX_SECTIONS = 500  # per PDF: failures past it are only counted
 MAX_TABLE_ERROR_CHARS = 600  # the error in a section's table; the trace below has it all
+MAX_FOLDED_CHARS = 200_000  # a folded section's list of entities (and of runs)
 
 _PAGE_WIDTH, _PAGE_HEIGHT = A4
 _MARGIN = 15 * mm
@@ -223,22 +225,41 @@ def cap_trace(
     return f"{head}\n\n{marker}\n\n{tail}", note
 
 
-def _section(
-    event: FailureEvent, index: int, total: int, *, integration: str, direction: str, budget: int
-) -> tuple[list[Flowable], int]:
-    """The flowables of one failure, and the trace characters it used."""
-    entity = entity_label(event)
-    rows = [
+def _rows(group: ErrorGroup, integration: str, direction: str) -> list[tuple[str, Sequence[str]]]:
+    event = group.first
+    rows: list[tuple[str, Sequence[str]]] = [
         ("Integration", _wrap_cell(integration)),
         ("Direction", _wrap_cell(direction)),
-        ("Entity", _wrap_cell(entity)),
-        ("Run", _wrap_cell(event.run_id)),
-        ("Try", _wrap_cell(try_label(event) or "-")),
-        ("Time", _wrap_cell(format_utc(event.occurred_at))),
-        ("Error", _wrap_cell(event.error_message.strip() or "-", MAX_TABLE_ERROR_CHARS)),
     ]
-    heading = _one_line(f"{index} of {total}: {entity}", 90)
+    if group.count == 1:
+        rows += [
+            ("Entity", _wrap_cell(entity_label(event))),
+            ("Run", _wrap_cell(event.run_id)),
+            ("Try", _wrap_cell(try_label(event) or "-")),
+            ("Time", _wrap_cell(format_utc(event.occurred_at))),
+        ]
+    else:  # identical errors, folded (core/signatures.py): the entities follow the table, the trace once
+        rows += [
+            ("Failures", _wrap_cell(f"{group.count} with this error; the entities and runs below")),
+            ("Time", _wrap_cell(f"first {format_utc(group.first_at)}, last {format_utc(group.last_at)}")),
+        ]
+    rows.append(("Error", _wrap_cell(event.error_message.strip() or "-", MAX_TABLE_ERROR_CHARS)))
+    return rows
+
+
+def _section(
+    group: ErrorGroup, index: int, total: int, *, integration: str, direction: str, budget: int
+) -> tuple[list[Flowable], int]:
+    """The flowables of one failure (or of identical ones), and the trace characters it used."""
+    event = group.first
+    rows = _rows(group, integration, direction)
+    label = entity_label(event) if group.count == 1 else f"{group.count} x {error_type(event.error_message)}"
+    heading = _one_line(f"{index} of {total}: {label}", 90)
     flowables: list[Flowable] = [_SectionHeader(heading, rows)]
+    if group.count > 1:  # Paragraphs, which split across pages: every name, however many
+        runs = ", ".join(dict.fromkeys(e.run_id for e in group.events))
+        for name, names in (("Entities", ", ".join(group.labels())), ("Runs", runs)):
+            flowables.append(Paragraph(_escape(latin1_safe(f"{name}: {names}"[:MAX_FOLDED_CHARS])), _BODY))
     trace = event.traceback or event.error_message
     used = 0
     if not trace.strip():
@@ -258,6 +279,13 @@ def _section(
         text = latin1_safe(capped).strip("\n")
         flowables.append(Preformatted(text, _CODE, maxLineLength=_MAX_LINE_CHARS, newLineChars=""))
     return flowables, used
+
+
+def _folded_note(count: int, events: Sequence[FailureEvent]) -> str:
+    groups = len(group_by_signature(events[:MAX_SECTIONS]))
+    if groups >= min(count, MAX_SECTIONS):
+        return ""
+    return f"; identical errors are folded into one section each ({groups} sections)"
 
 
 def build_error_trace_pdf(
@@ -297,7 +325,11 @@ def build_error_trace_pdf(
     story: list[Flowable] = [
         Paragraph(_para_text(title), _TITLE),
         Paragraph(
-            _escape(f"{count} failure{'s' if count != 1 else ''}; generated {format_utc(moment)}"), _BODY
+            _escape(
+                f"{count} failure{'s' if count != 1 else ''}; generated {format_utc(moment)}"
+                + _folded_note(count, events)
+            ),
+            _BODY,
         ),
     ]
     if count > MAX_SECTIONS:
@@ -309,10 +341,10 @@ def build_error_trace_pdf(
             )
         )
     budget = MAX_TOTAL_TRACE_CHARS
-    shown = min(count, MAX_SECTIONS)
-    for index, event in enumerate(events[:MAX_SECTIONS], start=1):
+    groups = group_by_signature(events[:MAX_SECTIONS])
+    for index, group in enumerate(groups, start=1):
         flowables, used = _section(
-            event, index, shown, integration=integration, direction=direction_value, budget=budget
+            group, index, len(groups), integration=integration, direction=direction_value, budget=budget
         )
         budget -= used
         story.extend(flowables)

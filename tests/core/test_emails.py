@@ -168,7 +168,7 @@ def test_subject_is_capped() -> None:
 def test_processing_body_lists_each_failure() -> None:
     events = [
         event(1, entity="JIRA-101", kind=EventKind.ENTITY_FAILED, try_number=1, max_tries=2, is_final=False),
-        event(2, map_index=4),
+        event(2, map_index=4, error_message="KeyError: issue 2 has no summary"),  # another signature
     ]
     rendered = render(draft(NotificationKind.PROCESSING, events))
     for body in (rendered.text, rendered.html):
@@ -176,7 +176,7 @@ def test_processing_body_lists_each_failure() -> None:
         assert "JIRA-101" in body
         assert "push_issues[4]" in body
         assert "ValueError: issue 1 has no summary" in body
-        assert "ValueError: issue 2 has no summary" in body
+        assert "KeyError: issue 2 has no summary" in body
         assert "retry 1 of 2" in body  # an entity report: retries made of the maximum
         assert "try 3 of 4" in body  # a task: Airflow's max_tries counts the retries
         assert "will be retried" in body
@@ -245,7 +245,10 @@ def test_control_characters_are_cleaned_from_bodies() -> None:
 
 def test_links_with_base_url() -> None:
     run_id = "manual__2026-11-27T21:47:57+00:00"
-    events = [event(1, run_id=run_id, map_index=7), event(2, run_id=run_id, task_id="load")]
+    events = [
+        event(1, run_id=run_id, map_index=7),
+        event(2, run_id=run_id, task_id="load", error_message="KeyError: 'summary'"),  # not folded
+    ]
     rendered = render(draft(NotificationKind.PROCESSING, events), base_url=BASE + "/")
     quoted_run = "manual__2026-11-27T21%3A47%3A57%2B00%3A00"
     run_link = f"{BASE}/dags/{DAG}/runs/{quoted_run}"
@@ -273,10 +276,38 @@ def test_unsafe_base_url_gives_no_links() -> None:
 
 
 def test_body_lists_at_most_a_hundred_failures() -> None:
-    events = [event(i, entity=f"E-{i}") for i in range(130)]
+    # 130 different errors (the same one would be folded into one entry, see the folding tests).
+    errors = [f"ValueError: field {chr(65 + i % 26)}{chr(65 + i // 26)} is empty" for i in range(130)]
+    events = [event(i, entity=f"E-{i}", error_message=errors[i]) for i in range(130)]
     rendered = render(draft(NotificationKind.PROCESSING, events), settings(include_error_trace=False))
     assert "E-99" in rendered.text and "E-100\n" not in rendered.text
     assert "and 30 more failures" in rendered.text
+
+
+def test_identical_errors_are_folded_into_one_entry_naming_every_entity() -> None:
+    same = [
+        event(i, entity=f"INV-{7000 + i}", occurred_at=T0 + timedelta(minutes=i),
+              error_message=f"ValueError: ERP refused INV-{7000 + i}: currency 'XBT' (company {100 + i})")
+        for i in range(1, 26)
+    ]
+    other = event(30, entity="INV-9", occurred_at=T0 + timedelta(minutes=30),
+                  error_message="TimeoutError: ERP did not answer within 30 s")
+    rendered = render(draft(NotificationKind.PROCESSING, [*same, other]), settings(include_error_trace=False))
+    for body in (rendered.text, rendered.html):
+        assert "25 entities of" not in body and "26 entities of the integration" in body
+        assert "25 x ValueError" in body
+        assert all(f"INV-{7000 + i}" in body for i in range(1, 26))  # every failure still named
+        assert "first 2026-11-27 21:48 UTC, last 2026-11-27 22:12 UTC" in body
+        assert body.count("ERP refused") == 1  # the error once, not 25 times
+        assert "TimeoutError: ERP did not answer within 30 s" in body  # another signature: its own entry
+    assert "1. 25 x ValueError" in rendered.text and "2. INV-9" in rendered.text
+
+
+def test_run_failures_are_never_folded() -> None:
+    runs = [event(i, kind=EventKind.RUN_FAILED, task_id=None, run_id=f"run_{i}") for i in range(1, 4)]
+    rendered = render(draft(NotificationKind.GLOBAL_THRESHOLD, runs))
+    assert " x " not in rendered.text.split("---", 1)[1].split("\n", 1)[0]
+    assert all(f"run run_{i}" in rendered.text for i in range(1, 4))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from pypdf import PdfReader
 
@@ -53,8 +53,8 @@ def build(events: list[FailureEvent], direction: Direction = Direction.FORWARD) 
 
 
 def test_one_section_per_failure() -> None:
-    pages, text = read(build([event(1), event(2, entity=None, map_index=3), event(3, entity=None)],
-                             Direction.BACKWARD))
+    third = event(3, entity=None, error_message="KeyError: 'summary'")  # each its own error: no folding
+    pages, text = read(build([event(1), event(2, entity=None, map_index=3), third], Direction.BACKWARD))
     assert "Error trace: sync_jira_to_ado (backward)" in text
     assert "3 failures" in text
     for label in ("1 of 3: JIRA-1", "2 of 3: push_issues[3]", "3 of 3: push_issues"):
@@ -124,10 +124,24 @@ def test_cap_trace() -> None:
 
 
 def test_many_failures_with_long_traces() -> None:
-    events = [event(i, traceback=long_trace(200)) for i in range(50)]
+    words = [f"{chr(65 + i % 26)}{chr(65 + i // 26)}" for i in range(50)]  # 50 different errors
+    events = [event(i, traceback=long_trace(200), error_message=f"ValueError: {words[i]}") for i in range(50)]
     pages, text = read(build(events))
     assert "50 failures" in text and "50 of 50: JIRA-49" in text
     assert pages > 50
+
+
+def test_identical_errors_are_one_section_naming_every_entity_with_the_trace_once() -> None:
+    events = [event(i, traceback=long_trace(200), occurred_at=T0 + timedelta(minutes=i)) for i in range(50)]
+    events.append(event(99, error_message="TimeoutError: ERP did not answer", entity="JIRA-X"))
+    pages, text = read(build(events))
+    assert "51 failures" in text and "folded into one section each (2 sections)" in text
+    assert "1 of 2: 50 x ValueError" in text and "2 of 2: JIRA-X" in text
+    flat = " ".join(text.split())
+    assert all(f"JIRA-{i}," in flat or f"JIRA-{i} " in flat for i in range(50))  # every entity named
+    assert "first 2026-11-27 21:47 UTC, last 2026-11-27 22:36 UTC" in flat
+    assert text.count("RuntimeError: the end") == 1  # one trace for the 50
+    assert pages < 10
 
 
 def test_failure_without_traceback_or_error() -> None:
