@@ -38,7 +38,7 @@ from airflow_failnotify.core.outbox import (
     mails_of,
 )
 from airflow_failnotify.core.repeat import hold_until, repeat_interval
-from airflow_failnotify.core.retry import RetryPolicy, SendFailure, SendStage
+from airflow_failnotify.core.retry import RetryPolicy, SendFailure, SendStage, is_size_refusal
 from airflow_failnotify.exceptions import MailDeliveryError, StoreNotReadyError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -241,12 +241,13 @@ def _release(run: _Pass, page: _Page, mails: Sequence[Mail], reason: str) -> Non
 
 def _deliver_group(run: _Pass, page: _Page, conn_id: str, mails: list[Mail]) -> None:
     remaining = list(mails)
+    apart: set[int] = set()  # rows of a combined mail refused as too big: sent alone, never held back
     in_flight: Mail | None = None
     try:
         with run.open_transport(conn_id) as transport:
             while remaining:
                 mail = remaining.pop(0)
-                if _held_back(run, page, mail):
+                if mail.first.id not in apart and _held_back(run, page, mail):
                     continue
                 if not _holds(run, page, mail):
                     log.warning(
@@ -267,6 +268,12 @@ def _deliver_group(run: _Pass, page: _Page, conn_id: str, mails: list[Mail]) -> 
                     if run.policy.treatment(failure_of(err)).server_level:
                         raise
                     in_flight = None
+                    if len(mail.rows) > 1 and is_size_refusal(failure_of(err)):
+                        # A combined mail too big for the server: its notifications go one by one.
+                        log.warning("failnotify: combined mail %s refused as too big; sent apart", mail.ids)
+                        remaining[:0] = [Mail((row,), mail.claim_token) for row in mail.rows]
+                        apart.update(mail.ids)
+                        continue
                     _failed_once(run, page, mail, failure_of(err))
                     continue
                 in_flight = None

@@ -71,6 +71,13 @@ def _is_size_refusal(code: int, enhanced: str | None) -> bool:
     return code == 552 or enhanced in ("5.3.4", "5.2.3", "4.3.4")
 
 
+def is_size_refusal(failure: SendFailure) -> bool:
+    """Whether the server refused this message for its size (so smaller parts of it may go)."""
+    if failure.code is None or failure.stage not in (SendStage.MAIL, SendStage.DATA):
+        return False
+    return _is_size_refusal(failure.code, enhanced_code(failure.reason))
+
+
 def classify_reply(stage: SendStage, code: int, reply: str) -> Treatment:
     """What an SMTP refusal means, by the stage it came at and its (enhanced) code.
 

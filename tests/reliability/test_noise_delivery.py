@@ -3,6 +3,7 @@ coalesced mails, each row recording the mail that carried it, the repeat interva
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,6 +24,8 @@ from tests.reliability.helpers import (
 )
 
 COALESCE: dict[str, Any] = {"noise": {"coalesce": True}}
+TRACE_BYTES = 24_000  # random bytes of one trace (32 KB of text)
+SIZE_LIMIT = 75_000  # bytes: a mail with one trace (about 52 KB) fits, with two it does not
 
 
 def test_a_failed_run_and_its_entity_failures_go_out_as_one_mail(
@@ -146,3 +149,40 @@ def test_a_scheduled_pass_does_not_wait(
     waited: list[float] = []
     run_notification_pass(trigger="schedule", store=store, dag_status=no_status, sleep=waited.append)
     assert waited == [] and len(smtp_server.messages) == 1
+
+
+def test_a_combined_mail_refused_as_too_big_goes_out_as_its_parts(
+    sqlite_store: Store, smtp_connection: Callable[..., str], summary: Summary, caplog: Any
+) -> None:
+    """Two failures held by the repeat interval make one mail with both traces in its PDF; the server's
+    size limit refuses it (552), so the pass sends its notifications one by one instead: each row in
+    exactly one mail, no failed attempt charged."""
+    store = sqlite_store
+    with DevSmtpServer(size_limit=SIZE_LIMIT) as server:
+        conn = smtp_connection("mail_small_combined", server=server, auth_type="none")
+        register(store, conn, noise={"coalesce": True, "repeat_interval_minutes": 60})
+        start = datetime.now(timezone.utc)
+        errors = ("KeyError: 'id'", "IndexError: list index out of range", "TypeError: None")  # not folded
+        for n, minutes in ((1, 0), (2, 5), (3, 6)):  # the first is sent; the repeat interval holds two
+            at = start + timedelta(minutes=minutes)
+            trace = secrets.token_urlsafe(TRACE_BYTES)  # incompressible: the PDF is as big as the trace
+            store.record_events([task_failed(f"r{n}", error=errors[n - 1], traceback=trace, at=at)])
+            run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda at=at: at)
+        later = start + timedelta(minutes=61)
+        with caplog.at_level("WARNING", logger="airflow_failnotify.core.delivery"):
+            run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda: later)
+        counts = delivery(store, server)
+        sizes = [len(m.message.as_bytes()) for m in server.messages]
+    split = [r for r in caplog.records if "refused as too big; sent apart" in r.getMessage()]
+    summary.record(
+        "a combined mail over the server's size limit (repeat interval batch of two entity failures)",
+        "refused once as a whole, then its notifications sent apart; every row in exactly one mail",
+        f"{len(split)} split; mails of {sizes} bytes (limit {SIZE_LIMIT}); {counts}",
+        ok=len(split) == 1 and counts.exactly_once,
+    )
+    assert len(split) == 1, (sizes, SIZE_LIMIT)
+    assert counts.exactly_once and counts.due == 3, counts
+    assert all(size <= SIZE_LIMIT for size in sizes)
+    rows = all_outbox(store)
+    assert [r.attempts for r in rows] == [1, 1, 1], "the refusal of the whole is no failed attempt of a part"
+    assert len({r.sent_message_id for r in rows}) == 3 and not any(r.last_error for r in rows)
