@@ -83,13 +83,14 @@ REPEAT_INTERVAL_MAX_MINUTES = 1440
 class NoiseSettings:
     """Noise control (issue 18): how the due notifications of one integration-direction go out.
 
-    Every option is off by default in this release (one mail per notification, as before): the
-    delivery side is built and tested, and turning it on is one setting per direction.
+    The defaults cut noise without hiding anything (README, Noise control): one mail per
+    integration-direction per pass, a 5 s group wait, at most one mail an hour of the same kind while
+    an episode lasts. Registrations saved before keep their stored values (migration 0004: all off).
     """
 
-    coalesce: bool = False  # one mail per integration-direction per pass
-    group_wait_seconds: int = 0  # the immediate path waits this long to gather more (0..300)
-    repeat_interval_minutes: int = 0  # within one episode at most one mail per interval; 0 = off (0..1440)
+    coalesce: bool = True  # one mail per integration-direction per pass
+    group_wait_seconds: int = 5  # the immediate path waits this long to gather more (0..300)
+    repeat_interval_minutes: int = 60  # within one episode at most one mail per interval; 0 = off (0..1440)
     recovery_mail: bool = False  # "back to normal" mail when a failing episode ends
 
 

@@ -27,9 +27,9 @@ def errors_of(data: object) -> dict[str, str]:
 
 def test_no_noise_section_gives_the_defaults() -> None:
     noise = parse_registration(base()).forward.noise
-    # Off by default in this release: one mail per notification, as before (issue 18's note).
+    # The defaults cut noise without hiding anything (README, Noise control).
     assert noise == NoiseSettings(
-        coalesce=False, group_wait_seconds=0, repeat_interval_minutes=0, recovery_mail=False
+        coalesce=True, group_wait_seconds=5, repeat_interval_minutes=60, recovery_mail=False
     )
 
 
@@ -44,7 +44,7 @@ def test_no_noise_section_gives_the_defaults() -> None:
         ({"group_wait_seconds": "2m"}, {"group_wait_seconds": 120}),
         ({"group_wait_seconds": 0}, {"group_wait_seconds": 0}),
         ({"coalesce": "no", "recovery_mail": "yes"}, {"coalesce": False, "recovery_mail": True}),
-        ({"repeat_interval_minutes": ""}, {"repeat_interval_minutes": 0}),
+        ({"repeat_interval_minutes": ""}, {"repeat_interval_minutes": 60}),  # empty: the default
     ],
 )
 def test_noise_options_and_durations(given: dict[str, object], expected: dict[str, object]) -> None:
@@ -109,9 +109,9 @@ def test_same_for_backward_copies_noise() -> None:
 def test_noise_is_always_exported_and_round_trips() -> None:
     defaults = registration_to_dict(parse_registration(base()))
     assert defaults["noise"] == {
-        "coalesce": False,
-        "group_wait_seconds": 0,
-        "repeat_interval_minutes": 0,
+        "coalesce": True,
+        "group_wait_seconds": 5,
+        "repeat_interval_minutes": 60,
         "recovery_mail": False,
     }
     original = parse_document(

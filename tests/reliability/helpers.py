@@ -26,12 +26,21 @@ def no_status(dag_ids: object) -> dict[str, object]:
     return {}
 
 
+# The fault and delivery cases count one mail per notification: noise control off (it has its own tests).
+ONE_MAIL_PER_NOTIFICATION: dict[str, object] = {
+    "coalesce": False,
+    "group_wait_seconds": 0,
+    "repeat_interval_minutes": 0,
+}
+
+
 def register(store: Store, conn_id: str, integration: str = "sync_jira", **overrides: Any) -> None:
     data: dict[str, Any] = {
         "integration": integration,
         "smtp_conn_id": conn_id,
         "recipients": "ops@example.com",
         "subject_prefix": "[Sync]",
+        "noise": ONE_MAIL_PER_NOTIFICATION,
     }
     data.update(overrides)
     store.save_registration(parse_registration(data))

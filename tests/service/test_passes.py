@@ -23,6 +23,7 @@ from airflow_failnotify.service.passes import run_notification_pass
 from airflow_failnotify.store import EventRecord, Store
 from devtools.smtp_server import DevSmtpServer
 from tests.fixtures.waiting import wait_until
+from tests.reliability.helpers import ONE_MAIL_PER_NOTIFICATION
 
 NOW = datetime.now(timezone.utc)
 
@@ -38,6 +39,7 @@ def register(store: Store, conn_id: str, **overrides: object) -> None:
         "recipients": "ops@example.com, lead@example.com",
         "cc": "audit@example.com",
         "subject_prefix": "[Sync]",
+        "noise": ONE_MAIL_PER_NOTIFICATION,
     }
     data.update(overrides)
     store.save_registration(parse_registration(data))

@@ -22,9 +22,9 @@ NOISE_FORM = {
 
 def test_a_new_form_shows_every_noise_option_with_its_default(admin: Client, mail: Any) -> None:
     page = admin.get(f"{URL}/sync_a")
-    assert page.input_value("noise_group_wait") == "0"
-    assert page.input_value("noise_repeat_interval") == "0"
-    assert 'id="noise_coalesce" name="noise_coalesce" >' in page.text  # off by default in this release
+    assert page.input_value("noise_group_wait") == "5"
+    assert page.input_value("noise_repeat_interval") == "1h"
+    assert 'id="noise_coalesce" name="noise_coalesce" checked>' in page.text  # on by default
     assert 'id="noise_recovery_mail" name="noise_recovery_mail" >' in page.text  # off by default
     assert 'name="b_noise_recovery_mail"' in page.text  # and in the backward section
 
