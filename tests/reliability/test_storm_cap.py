@@ -4,6 +4,7 @@ each row counted through the mail that carried it (due, sent, received, duplicat
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -232,6 +233,32 @@ def test_a_digest_whose_server_is_down_stays_one_digest_for_the_next_pass(
     subjects = [m.subject for m in smtp_server.messages]
     assert len(subjects) == 2 and "Storm digest: 3 notifications" in subjects[1]
     assert counts.exactly_once, counts
+
+
+def test_a_digest_too_big_for_the_server_goes_out_as_its_notifications_one_by_one(
+    sqlite_store: Store, smtp_connection: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two entity failures with incompressible traces: each mail fits the server's limit, their digest
+    (one PDF with both traces) does not; the size fallback sends them apart, each row once."""
+    store = sqlite_store
+    cap = _cap(monkeypatch, 1)
+    with DevSmtpServer(size_limit=75_000) as server:
+        conn = smtp_connection("mail_storm_big", server=server, auth_type="none")
+        register(store, conn)
+        now = datetime.now(timezone.utc)
+        _, window_end = cap.window_of(now)
+        errors = ("KeyError: 'id'", "IndexError: list index out of range", "TypeError: None")  # not folded
+        held = 0
+        for n in range(3):  # one entity-failure notification per pass: the first is sent, two are held
+            trace = secrets.token_urlsafe(24_000)  # incompressible: the PDF is as big as the trace
+            store.record_events([task_failed(f"r{n}", error=errors[n], traceback=trace)])
+            held += _pass(store, now + (window_end - now) * n / 4).storm_held
+        assert len(server.messages) == 1 and held == 2
+        _pass(store, window_end)
+        counts = delivery(store, server)
+        subjects = [m.subject for m in server.messages]
+    assert len(subjects) == 3 and not any("Storm digest" in s for s in subjects)
+    assert counts.due == 3 and counts.exactly_once, counts
 
 
 def test_turning_the_cap_off_sends_what_it_held_at_the_next_pass(
