@@ -193,6 +193,22 @@ def get_provider_info() -> dict[str, Any]:
                         "https://airflow.example.com/failnotify/ingest",
                         "",
                     ),
+                    "storm_cap_mails": _option(
+                        "The storm cap: at most this many mails per recipient set (a mail's To and Cc) per "
+                        "window, across integrations; above it the rest are held and go out as one storm "
+                        "digest when the window ends. 0: off (a digest delays mails). E.g. 20 for large "
+                        "teams.",
+                        "integer",
+                        "20",
+                        "0",
+                    ),
+                    "storm_cap_window_minutes": _option(
+                        "The storm cap's window in minutes (1 to 1440): fixed windows aligned to the full "
+                        "hour (UTC) for 60, the digest goes out at the first pass after a window ends.",
+                        "integer",
+                        "60",
+                        "60",
+                    ),
                 },
             }
         },

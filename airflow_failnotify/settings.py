@@ -8,11 +8,12 @@ is declared, with its default, in get_provider_info's ``config`` section.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_failnotify.constants import DEFAULT_NOTIFICATION_SCHEDULE
 from airflow_failnotify.core.retry import RetryPolicy
+from airflow_failnotify.core.storm import STORM_WINDOW_MAX_MINUTES, STORM_WINDOW_MIN_MINUTES, StormCap
 from airflow_failnotify.exceptions import ConfigurationError
 
 SECTION = "failnotify"
@@ -36,6 +37,8 @@ DEFAULTS: dict[str, str] = {
     "watchdog_failing_runs": "2",
     "capture_path": "auto",
     "ingest_url": "",
+    "storm_cap_mails": "0",
+    "storm_cap_window_minutes": "60",
 }
 
 CAPTURE_PATHS = ("auto", "store", "api")
@@ -182,14 +185,32 @@ def check_store_fits_executor(url: str, executor: str | None = None) -> None:
         )
 
 
+def storm_cap() -> StormCap:
+    """``storm_cap_mails`` per recipient set per ``storm_cap_window_minutes`` (issue 18); 0 mails: off."""
+    mails = get_int("storm_cap_mails")
+    if mails < 0:
+        raise ConfigurationError(
+            f"[{SECTION}] storm_cap_mails must be 0 (off) or the number of mails a recipient set may get "
+            f"per window (e.g. 20), got {mails}"
+        )
+    minutes = get_int("storm_cap_window_minutes")
+    if not STORM_WINDOW_MIN_MINUTES <= minutes <= STORM_WINDOW_MAX_MINUTES:
+        raise ConfigurationError(
+            f"[{SECTION}] storm_cap_window_minutes must be a whole number of minutes from "
+            f"{STORM_WINDOW_MIN_MINUTES} to {STORM_WINDOW_MAX_MINUTES} (e.g. 60), got {minutes}"
+        )
+    return StormCap(mails=mails, window_minutes=minutes)
+
+
 @dataclass(frozen=True)
 class DeliverySettings:
     retry_policy: RetryPolicy
     base_url: str | None
+    storm_cap: StormCap = field(default_factory=StormCap)
 
     @classmethod
     def load(cls) -> DeliverySettings:
         policy = RetryPolicy.from_options(
             max_attempts=get_int("max_attempts"), lease_seconds=get_int("lease_seconds")
         )
-        return cls(retry_policy=policy, base_url=airflow_base_url())
+        return cls(retry_policy=policy, base_url=airflow_base_url(), storm_cap=storm_cap())

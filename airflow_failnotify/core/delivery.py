@@ -14,6 +14,9 @@ of :mod:`airflow_failnotify.core.outbox`, and asks the retry policy
 - Once the server accepted a mail it is never sent again because the store was briefly
   unavailable: the "sent" fact goes to the journal and reaches the store as soon as it can,
   before this host claims anything again. A store error never aborts the rest of the page.
+- Noise control holds a mail back without an attempt: the repeat interval (core/repeat.py) until its
+  episode's next mail, the storm cap (core/storm.py) until its recipient set's window ends; the pass
+  first sends the storm cap's digests of windows that ended.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from airflow_failnotify.core.outbox import (
     Mail,
     OpenTransport,
     Outbox,
+    Peers,
     Refresh,
     Refused,
     Render,
@@ -37,8 +41,9 @@ from airflow_failnotify.core.outbox import (
     SentJournal,
     mails_of,
 )
-from airflow_failnotify.core.repeat import hold_until, repeat_interval
+from airflow_failnotify.core.repeat import repeat_hold
 from airflow_failnotify.core.retry import RetryPolicy, SendFailure, SendStage, is_size_refusal
+from airflow_failnotify.core.storm import StormCap, digest_mails, storm_hold
 from airflow_failnotify.exceptions import MailDeliveryError, StoreNotReadyError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,7 @@ class DeliveryReport:
     failed: int = 0  # became failed (permanent) in this pass
     unconfirmed: int = 0  # sent, but the store took the "sent" fact only later (journal)
     held: int = 0  # held back by the repeat interval (sent with the next mail of their episode)
+    storm_held: int = 0  # held by the storm cap (sent in its digest when the window ends)
     errors: list[dict[str, Any]] = field(default_factory=list)
     sent_ids: list[int] = field(default_factory=list)
     store_errors: list[str] = field(default_factory=list)
@@ -94,6 +100,8 @@ class _Pass:
     worker: str
     clock: Clock
     pass_id: int | None
+    storm: StormCap = field(default_factory=StormCap)
+    peers: Peers | None = None
     report: DeliveryReport = field(default_factory=DeliveryReport)
     paused_servers: dict[str, str] = field(default_factory=dict)
     blamed: set[tuple[str, str]] = field(default_factory=set)  # (server, integration) rows logged
@@ -126,25 +134,57 @@ def deliver(
     refresh: Refresh = lambda rows: rows,
     pass_id: int | None = None,
     only_ids: Sequence[int] | None = None,
+    storm: StormCap | None = None,
+    peers: Peers | None = None,
 ) -> DeliveryReport:
-    """Send every due notification (or only ``only_ids``) once; see the module docstring."""
+    """Send every due notification (or only ``only_ids``) once; see the module docstring.
+
+    ``storm`` is the storm cap (off by default); ``peers`` say which integration-directions share a
+    recipient set (default: each mail's own).
+    """
     run = _Pass(outbox, open_transport, render, policy, journal, refresh, worker, clock, pass_id)
+    run.storm, run.peers = storm or StormCap(), peers
     if not _flush(run):
         return run.report  # facts of an earlier pass are not in the store yet: claim nothing
+    if only_ids is None:
+        _storm_digests(run)
+        if run.store_down:
+            return run.report
     for page, rows in _pages(run, only_ids):
-        groups: dict[str, list[Mail]] = {}
-        for mail in mails_of(rows):
-            groups.setdefault(mail.conn_id, []).append(mail)
-        for conn_id, mails in groups.items():
-            if conn_id in run.paused_servers:
-                _blame(run, conn_id, run.paused_servers[conn_id], mails)
-                _release(run, page, mails, run.paused_servers[conn_id])
-                continue
-            _deliver_group(run, page, conn_id, mails)
-        _flush(run)
+        _deliver_page(run, page, mails_of(rows))
         if run.store_down:
             break
     return run.report
+
+
+def _deliver_page(run: _Pass, page: _Page, mails: Sequence[Mail]) -> None:
+    """The mails of one claim, one session per server, then the journal's facts to the store."""
+    groups: dict[str, list[Mail]] = {}
+    for mail in mails:
+        groups.setdefault(mail.conn_id, []).append(mail)
+    for conn_id, of_server in groups.items():
+        if conn_id in run.paused_servers:
+            _blame(run, conn_id, run.paused_servers[conn_id], of_server)
+            _release(run, page, of_server, run.paused_servers[conn_id])
+            continue
+        _deliver_group(run, page, conn_id, of_server)
+    _flush(run)
+
+
+def _storm_digests(run: _Pass) -> None:
+    """The storm cap's digests: every held row whose window ended (all of them once the cap is off),
+    one mail per recipient set."""
+    now = run.clock()
+    try:
+        rows = run.outbox.claim_storm_held(
+            run.worker, lease_seconds=run.policy.lease_seconds, now=now, every=not run.storm.on
+        )
+    except STORE_ERRORS as err:
+        run.store_failed("claimed the notifications the storm cap held", err)
+        return
+    if rows:
+        page, rows = _page_of(run, rows, now)
+        _deliver_page(run, page, digest_mails(rows))
 
 
 def _flush(run: _Pass) -> bool:
@@ -176,14 +216,19 @@ def _pages(run: _Pass, ids: Sequence[int] | None) -> Iterator[tuple[_Page, Seque
         if not rows:
             return
         after_id = max(row.id for row in rows)
-        page = _Page(
-            str(rows[0].claim_token), now + timedelta(seconds=run.policy.lease_seconds), {r.id for r in rows}
-        )
-        try:
-            rows = run.refresh(rows)
-        except STORE_ERRORS as err:  # sent as written; their "sent" facts are journaled
-            run.store_failed("read the current configuration", err)
-        yield page, rows
+        yield _page_of(run, rows, now)
+
+
+def _page_of(run: _Pass, rows: Sequence[Any], now: datetime) -> tuple[_Page, Sequence[Any]]:
+    """The claim of ``rows``, and the rows as configured now."""
+    page = _Page(
+        str(rows[0].claim_token), now + timedelta(seconds=run.policy.lease_seconds), {r.id for r in rows}
+    )
+    try:
+        rows = run.refresh(rows)
+    except STORE_ERRORS as err:  # sent as written; their "sent" facts are journaled
+        run.store_failed("read the current configuration", err)
+    return page, rows
 
 
 def _holds(run: _Pass, page: _Page, mail: Mail) -> bool:
@@ -204,37 +249,48 @@ def _holds(run: _Pass, page: _Page, mail: Mail) -> bool:
 
 
 def _held_back(run: _Pass, page: _Page, mail: Mail) -> bool:
-    """Noise control's repeat interval: hold the mail (untried, not an attempt) until it may go."""
-    interval = repeat_interval(mail.first)
-    if interval is None or run.store_down:
+    """Noise control: hold the mail (untried, not an attempt) until it may go. The repeat interval
+    holds it pending for its episode's next mail; the storm cap, for its recipient set's digest."""
+    if run.store_down or mail.storm_digest:
         return False
     now = run.clock()
     try:
-        sent = run.outbox.sent_since(mail.first.integration, mail.first.direction, now - interval)
+        until, state, reason = repeat_hold(run.outbox, mail, now), OutboxState.PENDING, None
+        if until is None:
+            storm = storm_hold(run.storm, run.outbox, run.peers, mail, now)
+            if storm is None:
+                return False
+            (until, reason), state = storm, OutboxState.STORM_HELD
     except STORE_ERRORS as err:
         run.store_failed("read the mails already sent", err)
         return False
-    until = hold_until(mail.rows, sent)
-    if until is None or until <= now:
-        return False
     ids = mail.ids
     page.held.difference_update(ids)
-    run.report.held += len(ids)
+    if state is OutboxState.STORM_HELD:
+        run.report.storm_held += len(ids)
+    else:
+        run.report.held += len(ids)
     try:
-        run.outbox.release(ids, page.token, now=now, hold_until=until)
+        run.outbox.release(ids, page.token, reason=reason, now=now, hold_until=until, state=state)
     except STORE_ERRORS as err:
         run.store_failed("held mails back", err)
     return True
 
 
 def _release(run: _Pass, page: _Page, mails: Sequence[Mail], reason: str) -> None:
+    """Give mails back untried; a storm digest's rows stay held for the next pass's digest."""
     ids = [i for mail in mails for i in mail.ids]
     page.held.difference_update(ids)
     run.report.pending += len(ids)
     if run.store_down:
         return  # they stay claimed until the lease ends, then the next pass takes them
+    now = run.clock()
+    digest_ids = [i for mail in mails if mail.storm_digest for i in mail.ids]
     try:
-        run.outbox.release(ids, page.token, reason=reason, now=run.clock())
+        if digest_ids:
+            held = OutboxState.STORM_HELD
+            run.outbox.release(digest_ids, page.token, reason=reason, now=now, hold_until=now, state=held)
+        run.outbox.release([i for i in ids if i not in digest_ids], page.token, reason=reason, now=now)
     except STORE_ERRORS as err:
         run.store_failed("gave mails back", err)
 
@@ -348,23 +404,28 @@ def _server_failed(
     _blame(run, conn_id, failure.reason, ([charged] if charged else []) + remaining)
     run.report.error(failure.reason, server=conn_id)
     if charged is not None:
-        states = [_record_failure(run, page, row, failure) for row in charged.rows]
+        states = [_record_failure(run, page, row, failure, charged.storm_digest) for row in charged.rows]
         run.report.pending += sum(state is not OutboxState.FAILED for state in states)
     _release(run, page, remaining, failure.reason)
 
 
-def _record_failure(run: _Pass, page: _Page, row: Any, failure: SendFailure) -> OutboxState:
+def _record_failure(
+    run: _Pass, page: _Page, row: Any, failure: SendFailure, digest: bool = False
+) -> OutboxState:
     verdict = run.policy.after_failure(row.attempts, failure)
     page.held.discard(row.id)
     if run.store_down:
         return OutboxState.PENDING  # still claimed; tried again once its lease ends
+    state = verdict.state
+    if digest and state is OutboxState.PENDING:
+        state = OutboxState.STORM_HELD  # retried in the next pass's digest (its hold has ended)
     try:
         recorded = run.outbox.mark_attempt_failed(
             row.id,
             failure.reason,
             claim_token=page.token,
             attempts=verdict.attempts,
-            state=verdict.state,
+            state=state,
             now=run.clock(),
         )
     except STORE_ERRORS as err:
@@ -375,7 +436,7 @@ def _record_failure(run: _Pass, page: _Page, row: Any, failure: SendFailure) -> 
 
 def _failed_once(run: _Pass, page: _Page, mail: Mail, failure: SendFailure) -> None:
     for row in mail.rows:
-        state = _record_failure(run, page, row, failure)
+        state = _record_failure(run, page, row, failure, mail.storm_digest)
         run.log_error(failure.reason, server=mail.conn_id, integration=row.integration, outbox_id=row.id)
         run.report.error(failure.reason, server=mail.conn_id, outbox_id=row.id)
         if state is OutboxState.FAILED:

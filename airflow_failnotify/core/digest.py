@@ -5,18 +5,32 @@ together for one integration-direction as one mail. Its subject names every kind
 (``[Sync] Job failed + 3 entity failures: sync_a (forward)``), its body holds each notification's
 text in order, its X-Failnotify-Kind header lists the kinds, and it has one error-trace PDF for all
 the entity failures it reports.
+
+The storm cap's digest (:func:`storm_digest`, core/storm.py) is the other mail for several
+notifications: everything held for one recipient set while its window was full, across integrations.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 
+from airflow_failnotify.core.headers import message_id_for
 from airflow_failnotify.core.model import DirectionSettings, NotificationDraft, NotificationKind
 from airflow_failnotify.core.notification import Attachment, Notification
+from airflow_failnotify.core.storm import StormCap, recipient_set, recipients_label
 from airflow_failnotify.core.subjects import subject, what_happened
-from airflow_failnotify.core.text import plural
+from airflow_failnotify.core.text import (
+    MAX_PREFIX_CHARS,
+    MAX_SUBJECT_CHARS,
+    as_utc,
+    format_utc,
+    header_safe,
+    plural,
+)
 
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S | re.I)
 _KIND_ORDER = {kind: index for index, kind in enumerate(NotificationKind)}
@@ -95,9 +109,70 @@ def _text(parts: Sequence[Part]) -> str:
     return "\n\n".join(sections)
 
 
+def storm_digest(
+    parts: Sequence[Part],
+    *,
+    cap: StormCap,
+    prefix: str = "",
+    pdf: Attachment | None = None,
+    now: datetime | None = None,
+) -> Notification:
+    """The storm cap's digest of ``parts`` (oldest first), all held for one recipient set: its subject
+    ``Storm digest: 25 notifications for <recipients> since <time>``, a list naming each notification
+    (its own subject: kind, integration, direction) and when, then each one's text. ``pdf`` is the
+    error trace of all their entity failures. Its Message-ID comes from its rows' dedupe keys (a
+    re-send of the same digest keeps it); it answers no thread (it spans episodes)."""
+    first = parts[0].notification
+    since = min(as_utc(p.draft.created_at) for p in parts)
+    who = recipients_label(recipient_set(first.to, first.cc))
+    title = f"Storm digest: {plural(len(parts), 'notification')} for {who} since {format_utc(since)}"
+    lead = "The storm cap held the notifications below for these recipients; they come together in this one "
+    if cap.on:
+        lead = (
+            f"These recipients already got {plural(cap.mails, 'mail')} in a {cap.window_minutes}-minute "
+            "window (the storm cap), so the notifications below were held and come together in this one "
+        )
+    lead += "mail, oldest first."
+    entries = [f"{p.notification.subject}, {format_utc(p.draft.created_at)}" for p in parts]
+    integrations = {p.draft.integration for p in parts}
+    prefix = header_safe(prefix, MAX_PREFIX_CHARS)
+    keys = "\n".join(sorted(p.draft.dedupe_key for p in parts))
+    listing = "\n".join(f"{index:>3}. {entry}" for index, entry in enumerate(entries, start=1))
+    return Notification(
+        subject=header_safe(f"{prefix} {title}" if prefix else title, MAX_SUBJECT_CHARS),
+        text="\n\n".join([title, lead, listing, _sections(parts)]),
+        html=_page(
+            f"<h2>{html.escape(title)}</h2><p>{html.escape(lead)}</p><ol>"
+            + "".join(f"<li>{html.escape(e)}</li>" for e in entries)
+            + "</ol>",
+            parts,
+        ),
+        to=first.to,
+        cc=first.cc,
+        message_id=message_id_for(f"storm_digest|{keys}"),
+        attachments=(pdf,) if pdf is not None else (),
+        date=as_utc(now) if now is not None else datetime.now(timezone.utc),
+        kinds=tuple(dict.fromkeys(k for p in parts for k in p.notification.kinds)),
+        failed_tasks=tuple(dict.fromkeys(t for p in parts for t in p.notification.failed_tasks)),
+        list_id=first.list_id if len(integrations) == 1 else None,
+    )
+
+
+def _sections(parts: Sequence[Part]) -> str:
+    return "\n\n".join(
+        f"{'-' * 72}\n{index}. {part.notification.subject}\n{'-' * 72}\n{part.notification.text}"
+        for index, part in enumerate(parts, start=1)
+    )
+
+
 def _html(parts: Sequence[Part]) -> str:
     if len(parts) == 1:
         return parts[0].notification.html
+    return _page("", parts)
+
+
+def _page(head: str, parts: Sequence[Part]) -> str:
+    """One HTML page: ``head``, then each part's body in its own section."""
     bodies = []
     for index, part in enumerate(parts, start=1):
         found = _BODY.search(part.notification.html)
@@ -107,5 +182,5 @@ def _html(parts: Sequence[Part]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"></head>'
         '<body style="font-family: Arial, Helvetica, sans-serif; font-size: 14px; color: #222;">'
-        f"{separator.join(bodies)}</body></html>"
+        f"{head}{separator.join(bodies)}</body></html>"
     )

@@ -51,6 +51,9 @@ class OutboxState(str, enum.Enum):
     # Written while its integration was silenced; held (not pending: the watchdog's pending-age alarm
     # ignores it) until ``hold_until``, then released to pending (service/silences.py).
     SILENCED = "silenced"
+    # Due, but its recipient set got the storm cap's mails this window (core/storm.py): held (not
+    # pending, like silenced) until ``hold_until``, the window's end, then sent in one storm digest.
+    STORM_HELD = "storm_held"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -65,9 +65,22 @@ class Outbox(Protocol):
         reason: str | None = None,
         now: datetime | None = None,
         hold_until: datetime | None = None,
+        state: OutboxState = OutboxState.PENDING,
     ) -> None: ...
 
     def sent_since(self, integration: str, direction: Any, since: datetime) -> Sequence[Any]: ...
+
+    def claim_storm_held(
+        self, worker: str, *, lease_seconds: int, now: datetime | None = None, every: bool = False
+    ) -> Sequence[Any]:
+        """Claim every row the storm cap held whose window has ended (``every``: all of them, the cap is
+        off now), under one token, oldest first."""
+        ...
+
+    def mails_sent_since(self, senders: Sequence[tuple[str, str]], since: datetime) -> int:
+        """How many distinct mails (Message-IDs) rows of these (integration, direction) pairs went out
+        in at or after ``since``."""
+        ...
 
     def log_error(
         self,
@@ -129,6 +142,7 @@ class Mail:
 
     rows: tuple[Any, ...]
     claim_token: str
+    storm_digest: bool = False  # the storm cap's digest of held rows (core/storm.py): never held again
 
     @property
     def first(self) -> Any:
@@ -182,3 +196,6 @@ OpenTransport = Callable[[str], AbstractContextManager[Transport]]
 Render = Callable[[Mail], Any]
 # refresh(rows) -> the rows with their connection and settings as currently configured.
 Refresh = Callable[[Sequence[Any]], Sequence[Any]]
+# peers(recipient key) -> the (integration, direction) pairs that, as configured now, mail that
+# recipient set (the storm cap counts their mails together).
+Peers = Callable[[str], Sequence[tuple[str, str]]]

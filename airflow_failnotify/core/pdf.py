@@ -225,11 +225,18 @@ def cap_trace(
     return f"{head}\n\n{marker}\n\n{tail}", note
 
 
+def _direction_of(event: FailureEvent, default: str) -> str:
+    return str(getattr(event.direction, "value", event.direction)) if event.integration else default
+
+
 def _rows(group: ErrorGroup, integration: str, direction: str) -> list[tuple[str, Sequence[str]]]:
     event = group.first
+    # Each failure names its own integration (a storm digest's PDF holds several), else the PDF's.
+    integrations = ", ".join(dict.fromkeys(e.integration or integration for e in group.events))
+    directions = ", ".join(dict.fromkeys(_direction_of(e, direction) for e in group.events))
     rows: list[tuple[str, Sequence[str]]] = [
-        ("Integration", _wrap_cell(integration)),
-        ("Direction", _wrap_cell(direction)),
+        ("Integration", _wrap_cell(integrations)),
+        ("Direction", _wrap_cell(directions)),
     ]
     if group.count == 1:
         rows += [
@@ -294,12 +301,15 @@ def build_error_trace_pdf(
     integration: str,
     direction: Direction,
     generated_at: datetime | None = None,
+    about: str | None = None,
 ) -> bytes:
-    """The PDF (bytes) of ``events``' errors and traces, one section per failure."""
+    """The PDF (bytes) of ``events``' errors and traces, one section per failure. ``about`` replaces
+    ``<integration> (<direction>)`` in its title and footer (a storm digest's several integrations)."""
     direction_value = direction.value if isinstance(direction, Direction) else str(direction)
     moment = as_utc(generated_at) if generated_at is not None else datetime.now(timezone.utc)
     buffer = io.BytesIO()
-    title = f"Error trace: {integration} ({direction_value})"
+    about = about or f"{integration} ({direction_value})"
+    title = f"Error trace: {about}"
     doc = SimpleDocTemplate(
         buffer,
         pagesize=A4,
@@ -311,7 +321,7 @@ def build_error_trace_pdf(
         author="airflow-failnotify",
         creator="airflow-failnotify",
     )
-    footer = latin1_safe(" ".join(f"{integration} ({direction_value})".split()))[:120]
+    footer = latin1_safe(" ".join(about.split()))[:120]
 
     def on_page(canvas: Canvas, document: SimpleDocTemplate) -> None:
         canvas.saveState()

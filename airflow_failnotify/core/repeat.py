@@ -36,3 +36,14 @@ def hold_until(rows: Sequence[Any], sent: Sequence[Any]) -> datetime | None:
         return None  # a new kind of problem: at once
     last: datetime = max(s.sent_at for s in in_episode)
     return last + interval
+
+
+def repeat_hold(outbox: Any, mail: Any, now: datetime) -> datetime | None:
+    """When the repeat interval lets ``mail`` (a :class:`~airflow_failnotify.core.outbox.Mail`) go out,
+    or None for now. Reads the outbox's sent rows; raises what the store raises."""
+    interval = repeat_interval(mail.first)
+    if interval is None:
+        return None
+    sent = outbox.sent_since(mail.first.integration, mail.first.direction, now - interval)
+    until = hold_until(mail.rows, sent)
+    return until if until is not None and until > now else None

@@ -17,6 +17,7 @@ from airflow_failnotify import settings as failnotify_settings
 from airflow_failnotify.channels import open_transport as open_channel_transport
 from airflow_failnotify.core import delivery, rules
 from airflow_failnotify.core.outbox import Clock, OpenTransport, SentJournal
+from airflow_failnotify.core.storm import recipient_key
 from airflow_failnotify.exceptions import StoreNotReadyError, StoreUnavailableError
 from airflow_failnotify.lookups.dags import DagStatusProvider, dag_status_from_metadata_db
 from airflow_failnotify.service.evaluation import evaluate as evaluate_rules
@@ -42,6 +43,7 @@ class PassSummary:
     failed: int = 0
     unconfirmed: int = 0  # sent; the store took the "sent" mark later, from the journal
     held: int = 0  # held back by the repeat interval, for the next mail of their episode
+    storm_held: int = 0  # held by the storm cap, for its digest when the recipient set's window ends
     errors: list[dict[str, Any]] = field(default_factory=list)
     outbox: dict[str, int] = field(default_factory=dict)
 
@@ -115,7 +117,7 @@ def _run_pass(
     report = delivery.deliver(
         store,
         open_transport,
-        MailRenderer(config.base_url),
+        MailRenderer(config.base_url, storm=config.storm_cap),
         policy=config.retry_policy,
         journal=journal,
         worker=worker_name(),
@@ -123,9 +125,12 @@ def _run_pass(
         refresh=CurrentConfiguration(store),
         pass_id=pass_id,
         only_ids=only_ids,
+        # "Send now" (only_ids) is a person's explicit request: the storm cap does not hold it.
+        storm=config.storm_cap if only_ids is None else None,
+        peers=RecipientSets(store),
     )
     summary.sent, summary.pending, summary.failed = report.sent, report.pending, report.failed
-    summary.held = report.held
+    summary.held, summary.storm_held = report.held, report.storm_held
     summary.unconfirmed, summary.errors = report.unconfirmed, report.errors
     for reason in report.store_errors:
         remember_store_error(f"notification pass {pass_id} ({trigger}): {reason}", now=clock())
@@ -192,4 +197,25 @@ class CurrentConfiguration:
         return current
 
 
-__all__ = ["CurrentConfiguration", "PassSummary", "render_message", "run_notification_pass"]
+class RecipientSets:
+    """The storm cap's peers: which integration-directions, as configured now, mail one recipient set
+    (read once per pass, when the cap first counts)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._by_key: dict[str, list[tuple[str, str]]] | None = None
+
+    def __call__(self, key: str) -> list[tuple[str, str]]:
+        if self._by_key is None:
+            by_key: dict[str, list[tuple[str, str]]] = {}
+            for registration in self._store.list_registrations():
+                for direction in registration.directions():
+                    settings = registration.settings_for(direction)
+                    by_key.setdefault(recipient_key(settings), []).append(
+                        (registration.integration, direction.value)
+                    )
+            self._by_key = by_key
+        return self._by_key.get(key, [])
+
+
+__all__ = ["CurrentConfiguration", "PassSummary", "RecipientSets", "render_message", "run_notification_pass"]

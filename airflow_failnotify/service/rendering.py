@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from email.message import Message
 
-from airflow_failnotify.core.digest import Part, combine
+from airflow_failnotify.core.digest import Part, combine, storm_digest
 from airflow_failnotify.core.emails import ERROR_TRACE_FILENAME, PDF_MIME_TYPE, render_notification
 from airflow_failnotify.core.mime import to_mime_message
 from airflow_failnotify.core.model import NotificationKind
 from airflow_failnotify.core.notification import Attachment, Notification
 from airflow_failnotify.core.outbox import Mail
+from airflow_failnotify.core.storm import StormCap
 from airflow_failnotify.store import OutboxItem
 
 
 class MailRenderer:
-    """Renders a mail: one row as itself; several rows of one integration-direction as one mail."""
+    """Renders a mail: one row as itself; several rows of one integration-direction as one mail; the
+    storm cap's held rows of one recipient set as its digest."""
 
-    def __init__(self, base_url: str | None) -> None:
+    def __init__(self, base_url: str | None, *, storm: StormCap | None = None) -> None:
         self.base_url = base_url
+        self.storm = storm or StormCap()
 
     def __call__(self, mail: Mail) -> Notification:
         rows: list[OutboxItem] = list(mail.rows)
@@ -29,12 +32,16 @@ class MailRenderer:
             )
             for row in rows
         ]
+        if mail.storm_digest:
+            prefixes = {row.settings.subject_prefix for row in rows}
+            prefix = prefixes.pop() if len(prefixes) == 1 else ""
+            return storm_digest(parts, cap=self.storm, prefix=prefix, pdf=_one_pdf(rows, digest=True))
         if len(parts) == 1:
             return parts[0].notification
         return combine(parts, rows[0].settings, dag_id=rows[0].dag_id, pdf=_one_pdf(rows))
 
 
-def _one_pdf(rows: list[OutboxItem]) -> Attachment | None:
+def _one_pdf(rows: list[OutboxItem], *, digest: bool = False) -> Attachment | None:
     """One error-trace PDF for every entity failure the mail reports (when its settings want one)."""
     events = [
         event
@@ -46,7 +53,12 @@ def _one_pdf(rows: list[OutboxItem]) -> Attachment | None:
         return None
     from airflow_failnotify.core.pdf import build_error_trace_pdf
 
-    pdf = build_error_trace_pdf(events, integration=rows[0].integration, direction=rows[0].direction)
+    about = None
+    if digest:
+        about = f"storm digest, {len(rows)} notifications"
+    pdf = build_error_trace_pdf(
+        events, integration=rows[0].integration, direction=rows[0].direction, about=about
+    )
     return Attachment(ERROR_TRACE_FILENAME, pdf, PDF_MIME_TYPE)
 
 

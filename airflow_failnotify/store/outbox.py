@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, distinct, func, or_, select, update
 
 from airflow_failnotify.core.model import Direction, NotificationKind, OutboxState
 from airflow_failnotify.store import tables as t
@@ -63,29 +63,43 @@ class OutboxStore(StoreBase):
         transaction's BEGIN IMMEDIATE serialises claimers.
         """
         now = now or utcnow()
+        query = (
+            select(t.outbox.c.id)
+            .where(
+                or_(
+                    and_(
+                        t.outbox.c.state == OutboxState.PENDING.value,
+                        or_(t.outbox.c.hold_until.is_(None), t.outbox.c.hold_until <= now),
+                    ),
+                    and_(t.outbox.c.state == OutboxState.SENDING.value, t.outbox.c.lease_expires_at < now),
+                )
+            )
+            .order_by(t.outbox.c.id)
+            .limit(limit)
+        )
+        if ids is not None:
+            query = query.where(t.outbox.c.id.in_(list(ids)))
+        if after_id:
+            query = query.where(t.outbox.c.id > after_id)
+        return self._claim(query, worker, lease_seconds=lease_seconds, now=now)
+
+    def claim_storm_held(
+        self, worker: str, *, lease_seconds: int, now: datetime | None = None, every: bool = False
+    ) -> list[OutboxItem]:
+        """Claim every row the storm cap held whose window has ended (``every``: all held rows), oldest
+        first, under one token (all of one recipient set go out in one digest)."""
+        now = now or utcnow()
+        held = t.outbox.c.state == OutboxState.STORM_HELD.value
+        query = select(t.outbox.c.id).where(held).order_by(t.outbox.c.id)
+        if not every:
+            query = query.where(t.outbox.c.hold_until <= now)
+        return self._claim(query, worker, lease_seconds=lease_seconds, now=now)
+
+    def _claim(self, query: Any, worker: str, *, lease_seconds: int, now: datetime) -> list[OutboxItem]:
+        """Claim the rows ``query`` selects (their ids) under a new token for ``lease_seconds``."""
         # The token names this claim (not just the worker): a later claim of the same rows differs.
         token = f"{worker}#{uuid.uuid4().hex[:12]}"
         with self._begin() as conn:
-            query = (
-                select(t.outbox.c.id)
-                .where(
-                    or_(
-                        and_(
-                            t.outbox.c.state == OutboxState.PENDING.value,
-                            or_(t.outbox.c.hold_until.is_(None), t.outbox.c.hold_until <= now),
-                        ),
-                        and_(
-                            t.outbox.c.state == OutboxState.SENDING.value, t.outbox.c.lease_expires_at < now
-                        ),
-                    )
-                )
-                .order_by(t.outbox.c.id)
-                .limit(limit)
-            )
-            if ids is not None:
-                query = query.where(t.outbox.c.id.in_(list(ids)))
-            if after_id:
-                query = query.where(t.outbox.c.id > after_id)
             if self.is_postgres:
                 query = query.with_for_update(skip_locked=True)
             claimed = list(conn.execute(query).scalars())
@@ -199,13 +213,14 @@ class OutboxStore(StoreBase):
         reason: str | None = None,
         now: datetime | None = None,
         hold_until: datetime | None = None,
+        state: OutboxState = OutboxState.PENDING,
     ) -> None:
         """Give claimed notifications back untried (their server failed earlier in this pass, or
-        noise control holds them until ``hold_until``)."""
+        noise control holds them until ``hold_until``: pending, or ``storm_held`` by the storm cap)."""
         if not outbox_ids:
             return
         values: dict[str, Any] = {
-            "state": OutboxState.PENDING.value,
+            "state": state.value,
             "lease_expires_at": None,
             "claimed_by": None,
             "updated_at": now or utcnow(),
@@ -230,6 +245,21 @@ class OutboxStore(StoreBase):
                 .order_by(t.outbox.c.sent_at.desc())
             ).all()
         return [self._item(row) for row in rows]
+
+    def mails_sent_since(self, senders: Sequence[tuple[str, str]], since: datetime) -> int:
+        """Distinct mails (the Message-IDs their rows record) sent at or after ``since`` by these
+        (integration, direction) pairs: what the storm cap counts for one recipient set."""
+        if not senders:
+            return 0
+        carrier = func.coalesce(t.outbox.c.sent_message_id, t.outbox.c.message_id)
+        pairs = [and_(t.outbox.c.integration == i, t.outbox.c.direction == d) for i, d in senders]
+        with self._connect() as conn:
+            count = conn.execute(
+                select(func.count(distinct(carrier))).where(
+                    t.outbox.c.state == OutboxState.SENT.value, t.outbox.c.sent_at >= since, or_(*pairs)
+                )
+            ).scalar_one()
+        return int(count)
 
     def requeue(self, outbox_id: int) -> bool:
         """A person retries a failed notification (never a sent one)."""

@@ -84,8 +84,13 @@ def _audit_change(
     )
 
 
-# What an unregister closes: rows not sent and not being sent (a silenced row is held, not sent).
-_UNSENT = [OutboxState.PENDING.value, OutboxState.FAILED.value, OutboxState.SILENCED.value]
+# What an unregister closes: rows not sent and not being sent (a silenced or storm-held row is held).
+_UNSENT = [
+    OutboxState.PENDING.value,
+    OutboxState.FAILED.value,
+    OutboxState.SILENCED.value,
+    OutboxState.STORM_HELD.value,
+]
 
 
 class RegistrationStore(StoreBase):
