@@ -154,11 +154,9 @@ def tail(path: Path, chars: int = 2500) -> str:
         return ""
 
 
-def kind_of(subject: str) -> str | None:
-    for kind, marker in KINDS:
-        if marker in subject:
-            return kind
-    return None
+def kinds_of(subject: str) -> list[str]:
+    """Every kind a subject names: a combined mail (noise control) names several."""
+    return [kind for kind, marker in KINDS if marker in subject]
 
 
 def demo_running_in(home: Path) -> int | None:
@@ -190,9 +188,9 @@ def scan_mail_dir(mail_dir: Path, started_wall: float, seen: dict[str, Landed]) 
         except OSError:
             continue
         subject = " ".join(str(headers.get("Subject", "")).split())
-        kind = kind_of(subject)
-        if kind is not None and kind not in seen:
-            seen[kind] = Landed(kind, subject, path, max(0.0, landed_at - started_wall))
+        for kind in kinds_of(subject):
+            if kind not in seen:
+                seen[kind] = Landed(kind, subject, path, max(0.0, landed_at - started_wall))
 
 
 # ---------------------------------------------------------------------------------------------------
