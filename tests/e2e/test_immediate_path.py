@@ -105,6 +105,9 @@ def test_immediate_notifications_arrive_within_seconds_on_a_running_airflow(
                 "recipients": "ops@example.com",
                 "subject_prefix": "[E2E]",
                 "global": {"notify_immediately": True},
+                # The immediate path alone, a mail per kind and run: no group wait, no repeat interval
+                # (noise control's defaults are tested in tests/reliability/test_noise_delivery.py).
+                "noise": {"coalesce": False, "group_wait_seconds": 0, "repeat_interval_minutes": 0},
             }
         )
     )

@@ -21,7 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from airflow_failnotify.core.model import DirectionSettings, GlobalSettings, ProcessingSettings, Registration
+from airflow_failnotify.core.model import (
+    DirectionSettings,
+    GlobalSettings,
+    NoiseSettings,
+    ProcessingSettings,
+    Registration,
+)
 from devtools.smtp_server import DevSmtpServer
 from tests.fixtures.airflow_env import AirflowEnv
 
@@ -43,6 +49,10 @@ class Sent:
         return message
 
 
+# This module reads each kind's own mail: one mail per notification (noise control has its own tests).
+ONE_MAIL_PER_KIND = NoiseSettings(coalesce=False, group_wait_seconds=0, repeat_interval_minutes=0)
+
+
 def _registration() -> Registration:
     forward = DirectionSettings(
         smtp_conn_id=CONN,
@@ -51,6 +61,7 @@ def _registration() -> Registration:
         include_error_trace=False,
         global_=GlobalSettings(notify_immediately=True),
         processing=ProcessingSettings(enabled=True),
+        noise=ONE_MAIL_PER_KIND,
     )
     backward = DirectionSettings(
         smtp_conn_id=CONN,
@@ -58,6 +69,7 @@ def _registration() -> Registration:
         subject_prefix="[Sync]",
         global_=GlobalSettings(notify_immediately=False, failure_count_threshold=2),
         processing=ProcessingSettings(enabled=False),
+        noise=ONE_MAIL_PER_KIND,
     )
     return Registration(
         integration=FORWARD, forward=forward, backward_integration=BACKWARD, same_for_backward=False,
