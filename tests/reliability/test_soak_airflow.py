@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,12 @@ pytestmark = [pytest.mark.soak, pytest.mark.airflow, pytest.mark.timeout(40 * 60
 DAGS = Path(__file__).resolve().parent / "airflow_dags"
 MINUTES = max(1, int(float(os.environ.get("FAILNOTIFY_SOAK_MINUTES", "15"))))
 INTEGRATIONS = int(os.environ.get("FAILNOTIFY_SOAK_INTEGRATIONS", "20"))
+# "defaults": noise control as a new registration gets it; "off": one mail per notification (the figures
+# before noise control, for comparison).
+NOISE = os.environ.get("FAILNOTIFY_SOAK_NOISE", "defaults")
+NOISE_OFF = {"coalesce": False, "group_wait_seconds": 0, "repeat_interval_minutes": 0}
+# "N/M": the storm cap on, N mails per recipient set per M-minute window (empty: off, the default).
+STORM = os.environ.get("FAILNOTIFY_SOAK_STORM", "")
 PARALLELISM = 4  # LocalExecutor slots: what a 2-core machine can carry next to the four components
 THRESHOLD = 3
 PREFIX = "[Soak]"
@@ -122,6 +128,16 @@ def progress(env: AirflowEnv, smtp: DevSmtpServer, started: float) -> str:
     )
 
 
+def storm_options() -> dict[str, str]:
+    if not STORM:
+        return {}
+    mails, window = STORM.split("/")
+    return {
+        "AIRFLOW__FAILNOTIFY__STORM_CAP_MAILS": mails,
+        "AIRFLOW__FAILNOTIFY__STORM_CAP_WINDOW_MINUTES": window,
+    }
+
+
 def register_all(env: AirflowEnv) -> None:
     store = env.store()
     for name in names():
@@ -132,6 +148,8 @@ def register_all(env: AirflowEnv) -> None:
             "subject_prefix": PREFIX,
             "processing": {"enabled": True},
         }
+        if NOISE == "off":
+            data["noise"] = NOISE_OFF
         if is_threshold(name):
             data["global"] = {"notify_immediately": False, "failure_count_threshold": THRESHOLD}
         else:
@@ -215,30 +233,37 @@ def check(env: AirflowEnv, smtp: DevSmtpServer, summary: Summary, facts: dict[st
     if not run_failed:
         problems.append("no run finished failed: the load never happened")
 
-    # Immediate integrations: one "Job failed" mail per failed run, exactly.
+    # Immediate integrations: one "Job failed" notification per failed run, exactly; threshold ones one
+    # per THRESHOLD failures. Counted per outbox row (each in exactly one mail, see `counts`); with noise
+    # control off each is its own mail, so the subjects are checked too.
     job_mails = 0
     threshold_expected = threshold_seen = 0
     for name in names():
         runs = {e.run_id for e in run_failed if e.dag_id == name}
+        rows = Counter(i.kind for i in items if i.integration == name)
         if is_threshold(name):
             wanted = len(runs) // THRESHOLD
-            got = subjects[f"{PREFIX} {THRESHOLD} consecutive job failures: {name} (forward)"]
+            got = rows[NotificationKind.GLOBAL_THRESHOLD]
             threshold_expected += wanted
             threshold_seen += got
-            if got != wanted:
-                problems.append(f"{name}: {got} threshold mails for {len(runs)} failures, {wanted} expected")
-            if subjects[f"{PREFIX} Job failed: {name} (forward)"]:
-                problems.append(f"{name}: a Job failed mail for a threshold integration")
+            mails = subjects[f"{PREFIX} {THRESHOLD} consecutive job failures: {name} (forward)"]
+            if got != wanted or (NOISE == "off" and mails != wanted):
+                problems.append(f"{name}: {got} threshold notifications, {len(runs)} failures, not {wanted}")
+            if rows[NotificationKind.GLOBAL_IMMEDIATE]:
+                problems.append(f"{name}: a Job failed notification for a threshold integration")
         else:
-            got = subjects[f"{PREFIX} Job failed: {name} (forward)"]
+            got = rows[NotificationKind.GLOBAL_IMMEDIATE]
             job_mails += got
             outbox_runs = Counter(
                 i.draft.run_id
                 for i in items
                 if i.kind is NotificationKind.GLOBAL_IMMEDIATE and i.integration == name
             )
-            if got != len(runs) or set(outbox_runs) != runs or any(n != 1 for n in outbox_runs.values()):
-                problems.append(f"{name}: {got} Job failed mails for {len(runs)} failed runs")
+            mails = subjects[f"{PREFIX} Job failed: {name} (forward)"]
+            if set(outbox_runs) != runs or any(n != 1 for n in outbox_runs.values()) or (
+                NOISE == "off" and mails != len(runs)
+            ):
+                problems.append(f"{name}: {got} Job failed notifications, {mails} mails, {len(runs)} runs")
 
     # Processing: every final task failure in exactly one processing mail (coverage table and payloads).
     with store.engine.connect() as conn:
@@ -278,7 +303,15 @@ def check(env: AirflowEnv, smtp: DevSmtpServer, summary: Summary, facts: dict[st
     )
     lag = max(((_utc(end) - _utc(tick)).total_seconds() for tick, _n, end in per_tick if end), default=0.0)
     immediate_runs = sum(1 for e in run_failed if not is_threshold(e.dag_id))
-    label = f"Airflow load [sqlite] {INTEGRATIONS} integ./min x {MINUTES} min"
+    label = f"Airflow load [sqlite] {INTEGRATIONS} integ./min x {MINUTES} min, noise {NOISE}"
+    if STORM:
+        label += f", storm cap {STORM}"
+    per_integration = Counter(
+        name for m in smtp.messages for name in soak if f": {name} (forward)" in m.subject
+    )
+    per_recipient = sum(1 for m in smtp.messages if "ops@example.com" in m.rcpt_tos)
+    covered = sum(1 for e in final_ids if e in in_payloads)
+    digests = sum(1 for m in smtp.messages if "Storm digest:" in m.subject)
     rows = [
         (
             f"{label}: runs + capture (LocalExecutor, {PARALLELISM} slots)",
@@ -303,6 +336,16 @@ def check(env: AirflowEnv, smtp: DevSmtpServer, summary: Summary, facts: dict[st
             f"{sum(in_payloads.values())}/{len(final_ids)}",
         ),
     ]
+    rows.append(
+        (
+            f"{label}: mails per recipient",
+            "every failure in exactly one mail; fewer mails with noise control",
+            f"{per_recipient} mails to ops@example.com ({per_recipient / max(MINUTES, 1):.1f}/min), at most "
+            f"{max(per_integration.values(), default=0)} per integration, {digests} storm digests; "
+            f"{counts.due} notifications; "
+            f"final failures covered {covered}/{len(final_ids)}; runs failed {len(run_failed)}",
+        )
+    )
     if problems:
         rows.append((f"{label}: problems", "none", "; ".join(problems)))
     for case, expected, observed in rows:
@@ -345,12 +388,15 @@ def test_load_on_a_running_airflow_sqlite(
                 "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
                 "AIRFLOW_CONN_" + CONN_ID.upper(): conn,
                 "FAILNOTIFY_SOAK_INTEGRATIONS": str(INTEGRATIONS),
+                **storm_options(),
                 # One key for every process (see tests/e2e/test_immediate_path.py).
                 "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             }
         )
         monkeypatch.setenv("AIRFLOW_CONN_" + CONN_ID.upper(), conn)  # for the final in-process pass
         monkeypatch.setenv("AIRFLOW__API__BASE_URL", f"http://127.0.0.1:{port}")
+        for option, value in storm_options().items():
+            monkeypatch.setenv(option, value)
         register_all(env)
         facts: dict[str, Any] = {}
         started = time.monotonic()
@@ -396,7 +442,11 @@ def test_load_on_a_running_airflow_sqlite(
             raise
         finally:
             env.stop_all()
-        final = run_notification_pass(trigger="cli", store=env.store(), dag_status=no_status)
+        # Past every repeat-interval hold: what noise control still held goes out (each failure once).
+        after_holds = datetime.now(timezone.utc) + timedelta(minutes=61)
+        final = run_notification_pass(
+            trigger="cli", store=env.store(), dag_status=no_status, clock=lambda: after_holds
+        )
         facts["final_pass_sent"] = final.sent
         print(f"final pass: {final}; wall {time.monotonic() - started:.0f}s")
         problems = check(env, smtp, summary, facts)
