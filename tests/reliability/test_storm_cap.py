@@ -196,7 +196,7 @@ def test_a_coalesced_mail_counts_once_however_many_rows_it_carries(
 ) -> None:
     cap = _cap(monkeypatch, 2)
     conn = smtp_connection("mail_storm_coalesce", server=smtp_server, auth_type="basic")
-    register(store, conn, noise={"coalesce": True})
+    register(store, conn, noise={"coalesce": True, "repeat_interval_minutes": 0})  # the cap alone
     now = datetime.now(timezone.utc)
     _, window_end = cap.window_of(now)
     store.record_events([task_failed("r1", "load"), run_failed("r1")])
