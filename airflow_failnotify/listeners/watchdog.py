@@ -1,18 +1,18 @@
 """Starts the watchdog (service/watchdog.py) as a child process of every scheduler.
 
-``on_starting`` fires in the scheduler, the triggerer and the dag-processor (``Job.__init__``), before
-the job's ``job_type`` is set, and in every task process (with a ``TaskRunnerMarker``). So the hook
-only starts a small thread for a ``Job``; that thread waits for ``job_type``, and in a ``SchedulerJob``
-starts ``failnotify watchdog --parent-pid <scheduler>`` and ends. Why the scheduler: it is the one
-process every Airflow runs (a paused notification DAG, a dead triggerer or a failing task do not stop
-it) and it may read Airflow's database.
+``on_starting`` fires in the scheduler, the triggerer and the dag-processor (``Job.__init__``, before
+the job's ``job_type`` is set) and in every task process. The hook starts the watchdog only in an
+``airflow scheduler`` process (its command line says so), as ``failnotify watchdog --parent-pid
+<scheduler>``. Why the scheduler: it is the one process every Airflow runs (a paused notification DAG,
+a dead triggerer or a failing task do not stop it) and it may read Airflow's database.
 
-Why a process and not a thread: the scheduler forks (LocalExecutor workers, whose task processes fork
-again). A child forked while another thread of its parent is inside SQLite inherits SQLite's locks
-held and hangs at its first SQLite call: with the watchdog as a thread, tasks of a SQLite store hung in
-their first listener call (tests/listeners/test_watchdog_process.py measures it). The starter thread
-touches no database, and ``subprocess`` runs a fresh interpreter (fork, then exec at once). The child
-exits when the scheduler stops (``before_stopping``) or dies (its parent pid changes).
+Why a process, started right here and not from a thread: the scheduler forks (LocalExecutor workers
+at its start, whose task processes fork again), and a child forked while another thread of its parent
+holds a lock inherits that lock held. Two ways were seen: a thread inside SQLite (tasks hung at their
+first SQLite call) and a thread importing a module (tasks hung on the module's import lock, on their
+first listener call). So the hook leaves no thread behind, and ``subprocess`` runs a fresh interpreter
+(fork, then exec at once). The child exits when the scheduler stops (``before_stopping``) or dies (its
+parent pid changes). tests/listeners/test_watchdog_process.py measures both.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +28,21 @@ from airflow.listeners import hookimpl
 
 log = logging.getLogger(__name__)
 
-THREAD_NAME = "failnotify-watchdog-start"
-JOB_TYPE_WAIT = 120.0  # seconds to wait for the job runner to set job_type
 STOP_GRACE = 5.0  # seconds the watchdog process gets to finish its tick on stop
-_stop = threading.Event()
-_starter: threading.Thread | None = None
 _process: subprocess.Popen[bytes] | None = None
-_lock = threading.Lock()
+
+
+def is_scheduler_command(argv: list[str]) -> bool:
+    """Whether this process is ``airflow scheduler`` (also ``python -m airflow scheduler``)."""
+    program = Path(argv[0]).name if argv else ""
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    return program in ("airflow", "__main__.py") and words[:1] == ["scheduler"]
 
 
 def _is_job(component: Any) -> bool:
+    # A Job (not a task process's TaskRunnerMarker: task processes forked from the scheduler's workers
+    # still have the scheduler's command line).
     return type(component).__name__ == "Job" and hasattr(component, "job_type")
-
-
-def _wait_for_job_type(component: Any) -> str | None:
-    deadline = time.monotonic() + JOB_TYPE_WAIT
-    while not _stop.is_set() and time.monotonic() < deadline:
-        job_type = getattr(component, "job_type", None)
-        if job_type:
-            return str(job_type)
-        _stop.wait(0.2)
-    return None
 
 
 def watchdog_command(parent_pid: int) -> list[str]:
@@ -66,49 +58,23 @@ def _child_environment() -> dict[str, str]:
     return env
 
 
-def _start(component: Any) -> None:
+@hookimpl
+def on_starting(component: Any) -> None:
     global _process
-    if _wait_for_job_type(component) != "SchedulerJob":
-        return
-    from airflow_failnotify import settings
-
     try:
+        if not (_is_job(component) and is_scheduler_command(sys.argv)):
+            return
+        from airflow_failnotify import settings
+
         if not settings.get_bool("watchdog_enabled"):
             log.info("failnotify watchdog disabled ([failnotify] watchdog_enabled)")
             return
-    except Exception:
-        log.exception("failnotify watchdog: bad configuration; not started")
-        return
-    with _lock:
-        if _stop.is_set() or (_process is not None and _process.poll() is None):
+        if _process is not None and _process.poll() is None:
             return
         _process = subprocess.Popen(
             watchdog_command(os.getpid()), stdin=subprocess.DEVNULL, env=_child_environment(), close_fds=True
         )
-    log.info("failnotify watchdog started: process %d, child of the scheduler %d", _process.pid, os.getpid())
-
-
-def _run_starter(component: Any) -> None:
-    try:
-        _start(component)
-    except Exception:  # never into the scheduler
-        log.exception("failnotify watchdog: not started")
-
-
-@hookimpl
-def on_starting(component: Any) -> None:
-    global _starter
-    try:
-        if not _is_job(component):
-            return
-        with _lock:
-            if _starter is not None and _starter.is_alive():
-                return
-            if _process is not None and _process.poll() is None:
-                return
-            _stop.clear()
-            _starter = threading.Thread(target=_run_starter, args=(component,), name=THREAD_NAME, daemon=True)
-            _starter.start()
+        log.info("failnotify watchdog started: process %d, child of scheduler %d", _process.pid, os.getpid())
     except Exception:  # never into the scheduler
         log.exception("failnotify watchdog: not started")
 
@@ -116,9 +82,7 @@ def on_starting(component: Any) -> None:
 @hookimpl
 def before_stopping(component: Any) -> None:
     global _process
-    _stop.set()
-    with _lock:
-        process, _process = _process, None
+    process, _process = _process, None
     if process is None or process.poll() is not None:
         return
     try:

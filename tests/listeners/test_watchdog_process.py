@@ -1,9 +1,11 @@
-"""The scheduler's watchdog runs in its own process, so the scheduler's forks never hang in SQLite.
+"""The scheduler's watchdog runs in its own process, so the scheduler's forks never hang.
 
-A process forked while another of its threads is inside SQLite inherits SQLite's locks held: its first
-SQLite call hangs for ever. The scheduler forks (LocalExecutor workers, then their task processes), and
-with the watchdog as a scheduler thread tasks of a SQLite store hung in their first listener call (seen
-in two full runs on a running Airflow). Here a stand-in scheduler (a real process, the real listener and
+A process forked while another of its threads holds a lock inherits the lock held: inside SQLite, its
+first SQLite call hangs for ever; inside an import, its first import of that module does. The scheduler
+forks (LocalExecutor workers at its start, then their task processes), and with the watchdog as a
+scheduler thread (and then with a thread that only started the watchdog process) tasks hung in their
+first listener call on a running Airflow (py-spy: ``_ModuleLock.acquire`` in ``listeners/sink.py``).
+So ``on_starting`` must leave no thread in the scheduler. Here a stand-in scheduler (a real process, the real listener and
 a real SQLite store) forks children that each write to the store, and the hung ones are counted: with
 the watchdog's tick in a thread of the forking process (the old design, kept as the control that shows
 the count can be non-zero) and with the listener's watchdog process (the design now).
@@ -48,11 +50,11 @@ if mode == "thread":
             ticks += 1
     threading.Thread(target=loop, daemon=True).start()
 else:
+    sys.argv = ["airflow", "scheduler"]  # what the listener looks at
     watchdog.on_starting(Job())
-    deadline = time.monotonic() + 60
-    while watchdog._process is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    print("RESULT", json.dumps({"watchdog_pid": watchdog._process.pid}), flush=True)
+    started_threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    started = {"watchdog_pid": watchdog._process.pid, "threads": started_threads}
+    print("RESULT", json.dumps(started), flush=True)
 
 forks = hung = 0
 deadline = time.monotonic() + seconds
@@ -118,6 +120,7 @@ def test_the_watchdog_process_leaves_the_schedulers_forks_alone(
     print("watchdog as a process:", result)
     assert result["forks"] >= 20, result
     assert result["hung"] == 0, f"{result['hung']} of {result['forks']} forked children hung in SQLite"
+    assert started["threads"] == [], f"on_starting left threads in the scheduler: {started['threads']}"
     assert result["threads"] == [], f"threads left in the scheduler: {result['threads']}"
     pid = int(started["watchdog_pid"])  # type: ignore[call-overload]
     assert not _alive(pid), "the watchdog process outlived before_stopping"
