@@ -442,12 +442,18 @@ def test_load_on_a_running_airflow_sqlite(
             raise
         finally:
             env.stop_all()
-        # Past every repeat-interval hold: what noise control still held goes out (each failure once).
-        after_holds = datetime.now(timezone.utc) + timedelta(minutes=61)
-        final = run_notification_pass(
-            trigger="cli", store=env.store(), dag_status=no_status, clock=lambda: after_holds
-        )
-        facts["final_pass_sent"] = final.sent
+        # Past every repeat-interval hold and storm-cap window: what noise control still held goes out
+        # (each failure once). A pass past a window may hold the next window's share: pass again.
+        later, final_sent = datetime.now(timezone.utc), 0
+        for _ in range(10):
+            later += timedelta(minutes=61)
+            final = run_notification_pass(
+                trigger="cli", store=env.store(), dag_status=no_status, clock=lambda at=later: at
+            )
+            final_sent += final.sent
+            if not (final.outbox.get("pending") or final.outbox.get("storm_held")):
+                break
+        facts["final_pass_sent"] = final_sent
         print(f"final pass: {final}; wall {time.monotonic() - started:.0f}s")
         problems = check(env, smtp, summary, facts)
     assert not problems, problems
