@@ -5,7 +5,7 @@
 #   make demo        local demo (DEMO_ONCE=1 for a single pass)
 #   make ui          the React app's bundle (npm ci from ui/package-lock.json, then vite), when missing or stale
 #   make lint        ruff + mypy
-#   make bench       benchmarks (bench/run.py)
+#   make bench       benchmarks (bench/run.py; item 7, the React pages' load, alone: python -m bench.ui_pages)
 #   make soak        the long soak tests (marker `soak`, excluded from `make test`)
 #   make constraints regenerate constraints.txt (the lock file) from the venv
 #   make clean       caches and build output (keeps .venv); `make distclean` also removes .venv
@@ -146,7 +146,7 @@ soak: system-deps venv ui
 demo: venv ui
 	$(VPY) -m devtools.demo $(if $(DEMO_ONCE),--once) $(DEMO_ARGS)
 
-bench: venv
+bench: venv ui
 	$(VPY) -m bench.run
 
 # ---------------------------------------------------------------------------------------------------

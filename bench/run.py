@@ -1,10 +1,11 @@
-"""`make bench`: every performance figure of issue 8, measured side by side in one run.
+"""`make bench`: every performance figure of issue 8, and the React app's page load (issue 16, item 7,
+bench/ui_pages.py), measured side by side in one run.
 
     .venv/bin/python -m bench.run [--quick]
 
 Writes bench/results.json ({"machine": ..., "items": ...}) and prints a table (item, measured, target,
-met?). Each figure is a ratio of timings taken in this run on this machine. --quick shrinks every size
-(for a smoke test; its figures are not the issue's).
+met?). Items 1-6 are ratios of timings taken in this run on this machine; item 7 is seconds (p95 of a
+page load in Chromium). --quick shrinks every size (for a smoke test; its figures are not the issue's).
 """
 
 from __future__ import annotations
@@ -169,6 +170,21 @@ def _rows(items: dict[str, Any]) -> list[Row]:
         )
     else:
         rows.append(("6 memory", m.get("reason", "error"), "bounded", "n/a"))
+    u = items["7_ui_page_load"]
+    if u.get("status") == "measured":
+        sizes = f"{u['integrations']:,} integrations, {u['error_rows']:,} error rows"
+        for name, page in u["pages"].items():
+            s = page["seconds"]
+            rows.append(
+                (
+                    f"7 React page load, {name}",
+                    f"p50 {s['p50']:.2f} s, p95 {s['p95']:.2f} s ({sizes}, {u['loads']} loads)",
+                    "p95 < 1 s",
+                    _met(s["p95"] < 1),
+                )
+            )
+    else:
+        rows.append(("7 React page load", u.get("reason", "error"), "p95 < 1 s", "n/a"))
     return rows
 
 
@@ -195,11 +211,11 @@ def main() -> None:
     home = isolate_environment()
     logging.disable(logging.WARNING)  # the pass logs one line per pass; keep the output to the table
 
-    from bench import delivery, evaluation, memory, others, pdf
+    from bench import delivery, evaluation, memory, others, pdf, ui_pages
 
     quick = args.quick
     started = time.perf_counter()
-    print("failnotify bench: measuring (about 8-10 minutes)...", flush=True)
+    print("failnotify bench: measuring (about 10-12 minutes)...", flush=True)
     items: dict[str, Any] = {}
     items["1_delivery"] = _attempt(
         "1 delivery",
@@ -225,6 +241,10 @@ def main() -> None:
     )
     items["6_memory"] = _attempt(
         "6 memory", lambda: memory.run(home / "memory", sizes=(100, 1_000) if quick else (1_000, 10_000))
+    )
+    items["7_ui_page_load"] = _attempt(
+        "7 React page load",
+        lambda: ui_pages.run(home / "ui", **({"dags": 100, "errors": 1_000, "loads": 5} if quick else {})),
     )
     total = time.perf_counter() - started
     rows = _rows(items)

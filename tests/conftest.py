@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.mail",
     "tests.fixtures.store",
     "tests.fixtures.airflow_env",
+    "tests.fixtures.browser",
 ]
 
 TESTS_DIR = Path(__file__).resolve().parent

@@ -11,7 +11,6 @@ run in file order and build on each other. Screenshots go to test-artifacts/scre
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -25,19 +24,13 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from airflow_failnotify.store import Store  # noqa: E402
-from airflow_failnotify.store.engine import create_store_engine  # noqa: E402
 from devtools.smtp_server import DevSmtpServer  # noqa: E402
 
 if TYPE_CHECKING:
     from playwright.sync_api import FrameLocator, Page
 
-from tests.fixtures.airflow_server import (  # noqa: E402
-    AirflowHome,
-    ApiServer,
-    launch_chromium,
-    screenshot,
-    ui_login,
-)
+from tests.fixtures.airflow_server import AirflowHome, ApiServer, screenshot  # noqa: E402
+from tests.fixtures.browser import MAIL_CONN, browser_page, running_airflow  # noqa: E402
 from tests.fixtures.waiting import wait_until  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -50,109 +43,59 @@ for name in ("sync_crm_contacts", "sync_erp_orders", "export_billing"):
     with DAG(name, schedule=None, description=f"{name} <i>demo</i>"):
         EmptyOperator(task_id="t")
 """
-ADMIN, PASSWORD = "admin", "admin-pw-for-tests"
-MAIL_CONN = "mail_test"
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[DevSmtpServer]:
-    with DevSmtpServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('failnotify-store') / 'failnotify.db'}"
-    store = Store(create_store_engine(url, timeout=5))
-    store.migrate()
-    yield store
-    store.engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, smtp: DevSmtpServer, store: Store
+    tmp_path_factory: pytest.TempPathFactory, ui_airflow_template: AirflowHome, smtp: DevSmtpServer,
+    store: Store,
 ) -> Iterator[ApiServer]:
-    mail_conn = {
-        "conn_type": "failnotify_smtp",
-        "host": smtp.host,
-        "port": smtp.port,
-        "extra": {
-            "from_email": "robot@failnotify.test",
-            "security": "none",
-            "auth_type": "none",
-            "timeout": 10,
-        },
-    }
-    home = AirflowHome.create(
-        tmp_path_factory.mktemp("airflow-e2e"),
-        dags={"demo.py": DAGS},
-        users={ADMIN: ("admin", PASSWORD)},
-        extra_env={
-            "AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN": str(store.engine.url),
-            f"AIRFLOW_CONN_{MAIL_CONN.upper()}": json.dumps(mail_conn),
-        },
-    )
-    home.migrate()
-    home.reserialize()
-    with ApiServer(home) as api_server:
+    with running_airflow(ui_airflow_template, tmp_path_factory.mktemp("airflow-e2e"), dags={"demo.py": DAGS},
+                         store=store, smtp=smtp) as api_server:
         yield api_server
 
 
 def test_ui_login_then_plugin_from_the_nav_shows_integrations(server: ApiServer) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     assert server.startup_seconds is not None and server.startup_seconds < 60
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            ui_login(page, server.base_url, ADMIN, PASSWORD)
-            screenshot(page, "00-airflow-home")
+    with browser_page(server, viewport=(1400, 900)) as page:
+        screenshot(page, "00-airflow-home")
 
-            page.get_by_role("button", name="Plugins").click()
-            page.get_by_role("menuitem", name="Failure Notification (legacy views)").click()
-            page.wait_for_url("**/plugin/failnotify-legacy")
-            assert page.locator("iframe").get_attribute("src") == "/pluginsv2/failnotify/"
+        page.get_by_role("button", name="Plugins").click()
+        page.get_by_role("menuitem", name="Failure Notification (legacy views)").click()
+        page.wait_for_url("**/plugin/failnotify-legacy")
+        assert page.locator("iframe").get_attribute("src") == "/pluginsv2/failnotify/"
 
-            frame = page.frame_locator("iframe")
-            table = frame.locator("#failnotify-integrations")
-            expect(table).to_be_visible(timeout=30_000)
-            expect(frame.locator("h2.failnotify-title")).to_have_text("Integrations")
-            rows = frame.locator("#failnotify-integrations tbody tr")
-            expect(rows).to_have_count(3)
-            expect(rows.first).to_contain_text("export_billing")
-            # Escaped, not rendered: the description shows its markup as text.
-            expect(rows.first).to_contain_text("export_billing <i>demo</i>")
-            configure = frame.locator("a.failnotify-configure")
-            expect(configure.first).to_have_text("Configure Failure Notification")
-            screenshot(page, "01-integrations-in-airflow-ui")
+        frame = page.frame_locator("iframe")
+        table = frame.locator("#failnotify-integrations")
+        expect(table).to_be_visible(timeout=30_000)
+        expect(frame.locator("h2.failnotify-title")).to_have_text("Integrations")
+        rows = frame.locator("#failnotify-integrations tbody tr")
+        expect(rows).to_have_count(3)
+        expect(rows.first).to_contain_text("export_billing")
+        # Escaped, not rendered: the description shows its markup as text.
+        expect(rows.first).to_contain_text("export_billing <i>demo</i>")
+        configure = frame.locator("a.failnotify-configure")
+        expect(configure.first).to_have_text("Configure Failure Notification")
+        screenshot(page, "01-integrations-in-airflow-ui")
 
-            frame.locator("#failnotify-q").fill("erp")
-            frame.get_by_role("button", name="Search").click()
-            expect(rows).to_have_count(1)
-            expect(rows.first).to_contain_text("sync_erp_orders")
-            screenshot(page, "02-integrations-search")
+        frame.locator("#failnotify-q").fill("erp")
+        frame.get_by_role("button", name="Search").click()
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("sync_erp_orders")
+        screenshot(page, "02-integrations-search")
 
-            frame.locator("a.failnotify-configure").first.click()
-            expect(frame.locator("h2.failnotify-title")).to_contain_text("sync_erp_orders")
-            screenshot(page, "03-configure-form")
-        finally:
-            browser.close()
+        frame.locator("a.failnotify-configure").first.click()
+        expect(frame.locator("h2.failnotify-title")).to_contain_text("sync_erp_orders")
+        screenshot(page, "03-configure-form")
 
 
 def test_pluginsv2_without_ui_login_redirects_to_login(server: ApiServer) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = browser.new_page()
-            page.goto(f"{server.base_url}/pluginsv2/failnotify/")
-            page.wait_for_url("**/login**")
-            assert "/auth/login" in page.url
-        finally:
-            browser.close()
+    with browser_page(server, login=False) as page:
+        page.goto(f"{server.base_url}/pluginsv2/failnotify/")
+        page.wait_for_url("**/login**")
+        assert "/auth/login" in page.url
 
 
 # ------------------------------------------------------------------------------------ the plugin's pages
@@ -161,17 +104,9 @@ def test_pluginsv2_without_ui_login_redirects_to_login(server: ApiServer) -> Non
 
 @pytest.fixture(scope="module")
 def ui(server: ApiServer) -> Iterator[Page]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1400})
-            page.set_default_timeout(30_000)
-            ui_login(page, server.base_url, ADMIN, PASSWORD)
-            yield page
-        finally:
-            browser.close()
+    with browser_page(server, viewport=(1400, 1400)) as page:
+        page.set_default_timeout(30_000)
+        yield page
 
 
 def _frame(page: Page) -> FrameLocator:

@@ -2,18 +2,19 @@
 
 Under the SimpleAuthManager in light mode: the whole seed workflow in the app (configure with bad input
 refused at the field, Test with the mail arriving, Save, Update, the DAG tab, a DAG link landing on the
-DAG's page, bulk, Error Management filters, Send now, Retry, the schedule, Unregister), with no console
-error and no deprecation banner; then every page in dark mode. Screenshots of every page, light and
-dark, go to test-artifacts/screenshots/react-*.png. One api-server for the module; the steps run in
-one test because each builds on the last (a failure names the step in its message).
+DAG's page, bulk, Error Management filters, Send now, Retry, the schedule reaching the notification DAG
+at the running dag-processor's next parse, Unregister), with no console error and no deprecation banner;
+then every page in dark mode. Screenshots of every page, light and dark, go to
+test-artifacts/screenshots/react-*.png. One api-server for the module; the steps run in one test
+because each builds on the last (a failure names the step in its message).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,20 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from airflow_failnotify.api.web import BUNDLE_DIR, BUNDLE_FILE  # noqa: E402
+from airflow_failnotify.constants import NOTIFICATION_DAG_ID  # noqa: E402
 from airflow_failnotify.store import Store  # noqa: E402
-from airflow_failnotify.store.engine import create_store_engine  # noqa: E402
 from devtools.smtp_server import DevSmtpServer  # noqa: E402
-from tests.fixtures.airflow_server import AirflowHome, ApiServer, launch_chromium, screenshot, ui_login  # noqa: E402
+from tests.fixtures.airflow_server import AirflowHome, ApiServer, screenshot, stop_group  # noqa: E402
+from tests.fixtures.browser import (  # noqa: E402
+    ADMIN,
+    BANNER,
+    MAIL_CONN,
+    PASSWORD,
+    Console,
+    browser_page,
+    record_failures,
+    running_airflow,
+)
 from tests.fixtures.waiting import wait_until  # noqa: E402
 
 if TYPE_CHECKING:
@@ -49,109 +60,24 @@ for name in ("sync_crm_contacts", "sync_erp_orders", "export_billing"):
     with DAG(name, schedule=None, description=f"{name} demo"):
         EmptyOperator(task_id="t")
 """
-ADMIN, PASSWORD = "admin", "admin-pw-for-tests"
-MAIL_CONN = "mail_test"
-BANNER = "FAB view or Flask Blueprint"
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[DevSmtpServer]:
-    with DevSmtpServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('failnotify-react') / 'failnotify.db'}"
-    store = Store(create_store_engine(url, timeout=5))
-    store.migrate()
-    yield store
-    store.engine.dispose()
+# The notification DAG as deployments mount it: its schedule is read from the store at every parse.
+NOTIFICATION_DAG_FILE = REPO_ROOT / "dags" / "failure_notification.py"
 
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, smtp: DevSmtpServer, store: Store
+    tmp_path_factory: pytest.TempPathFactory, ui_airflow_template: AirflowHome, smtp: DevSmtpServer,
+    store: Store,
 ) -> Iterator[ApiServer]:
-    mail_conn = {
-        "conn_type": "failnotify_smtp",
-        "host": smtp.host,
-        "port": smtp.port,
-        "extra": {
-            "from_email": "robot@failnotify.test",
-            "security": "none",
-            "auth_type": "none",
-            "timeout": 10,
-        },
-    }
-    home = AirflowHome.create(
-        tmp_path_factory.mktemp("airflow-react"),
-        dags={"demo.py": DAGS},
-        users={ADMIN: ("admin", PASSWORD)},
-        extra_env={
-            "AIRFLOW__FAILNOTIFY__SQL_ALCHEMY_CONN": str(store.engine.url),
-            "AIRFLOW__FAILNOTIFY__MAX_ATTEMPTS": "1",
-            f"AIRFLOW_CONN_{MAIL_CONN.upper()}": json.dumps(mail_conn),
-        },
-    )
-    home.migrate()
-    home.reserialize()
-    with ApiServer(home) as api_server:
-        yield api_server
+    dags = {"demo.py": DAGS, "failure_notification.py": NOTIFICATION_DAG_FILE.read_text(encoding="utf-8")}
+    with running_airflow(ui_airflow_template, tmp_path_factory.mktemp("airflow-react"), dags=dags,
+                         store=store, smtp=smtp, extra_env={"AIRFLOW__FAILNOTIFY__MAX_ATTEMPTS": "1"}) as api:
+        yield api
 
 
 # Chromium logs every non-2xx response as a console error; a 422 is the API refusing bad input at its
 # field, which the workflow provokes on purpose. Anything else fails the test.
 EXPECTED = "the server responded with a status of 422"
-
-
-class Console:
-    """Console errors and uncaught page errors of a page, from after the login (the test fails on any)."""
-
-    def __init__(self, page: Page) -> None:
-        self.errors: list[str] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-
-    def _console(self, message: Any) -> None:
-        if message.type == "error" and EXPECTED not in message.text:
-            self.errors.append(f"{message.text} at {message.location.get('url', '')}")
-
-
-def _record_failures(store: Store, dag_id: str) -> None:
-    from airflow_failnotify.core import rules
-    from airflow_failnotify.core.model import EventKind
-    from airflow_failnotify.service.evaluation import evaluate
-    from airflow_failnotify.store import EventRecord
-
-    now = datetime.now(timezone.utc)
-    store.record_events(
-        [
-            EventRecord(
-                kind=EventKind.TASK_FAILED,
-                dag_id=dag_id,
-                run_id="manual__1",
-                occurred_at=now - timedelta(minutes=20),
-                source="task",
-                task_id="t",
-                try_number=1,
-                max_tries=1,
-                is_final=True,
-                error_message="ValueError: bad record",
-                traceback='File "x.py", line 1',
-            ),
-            EventRecord(
-                kind=EventKind.RUN_FAILED,
-                dag_id=dag_id,
-                run_id="manual__1",
-                occurred_at=now - timedelta(minutes=19),
-                source="scheduler",
-                error_message="run failed",
-            ),
-        ]
-    )
-    store.log_error("store", "store was away briefly", now=now - timedelta(minutes=5))
-    evaluate(store, rules.evaluate, lambda ids: {}, now=now)
 
 
 def _app(page: Page, base_url: str, path: str = "") -> None:
@@ -229,7 +155,7 @@ def _bulk(page: Page, store: Store) -> None:
 def _errors(page: Page, server: ApiServer, smtp: DevSmtpServer, store: Store) -> None:
     from playwright.sync_api import expect
 
-    _record_failures(store, "sync_erp_orders")
+    record_failures(store, "sync_erp_orders")
     _app(page, server.base_url, "/errors")
     events = page.locator("[data-testid=fn-events] tbody tr")
     expect(events).to_have_count(2)
@@ -290,52 +216,87 @@ def _dag_tab_and_links(page: Page, server: ApiServer) -> None:
     expect(page.get_by_text("sync_crm_contacts").first).to_be_visible()
 
 
+def _dag(server: ApiServer, token: str) -> dict[str, Any]:
+    """The notification DAG as Airflow's REST API reports it."""
+    request = urllib.request.Request(
+        f"{server.base_url}/api/v2/dags/{NOTIFICATION_DAG_ID}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
+def _schedule_reaches_the_dag(page: Page, server: ApiServer, store: Store) -> None:
+    """Settings -> Every hour; the running dag-processor's next parse gives the DAG that schedule."""
+    from playwright.sync_api import expect
+
+    token = server.token(ADMIN, PASSWORD)
+    before = _dag(server, token)
+    assert before["timetable_summary"] == "Asset or */30 * * * *", before
+    # A dag-processor parsing every 5 s: first its own parse of the unchanged file, then the change.
+    processor = server.home.spawn(
+        "dag-processor", "dag-processor", env={"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5"}
+    )
+    try:
+        wait_until(lambda: _dag(server, token)["last_parsed_time"] != before["last_parsed_time"],
+                   timeout=90, interval=1, message="the dag-processor's first parse")
+        assert _dag(server, token)["timetable_summary"] == before["timetable_summary"]
+
+        _app(page, server.base_url, "/settings")
+        page.get_by_test_id("fn-schedule").select_option("0 * * * *")
+        page.get_by_test_id("fn-schedule-save").click()
+        expect(page.get_by_test_id("fn-notice-success")).to_contain_text("Every hour")
+        expect(page.get_by_test_id("fn-effective")).to_contain_text("(0 * * * * UTC)")
+        assert store.get_setting("notification_schedule") == "0 * * * *"
+        screenshot(page, "react-settings-light")
+
+        wait_until(lambda: _dag(server, token)["timetable_summary"] == "Asset or 0 * * * *", timeout=60,
+                   interval=1, message="the new schedule on the notification DAG")
+    except TimeoutError as err:
+        log = (server.home.path / "dag-processor.log").read_text(errors="replace")[-3000:]
+        pytest.fail(f"{err}: the DAG is {_dag(server, token)}\n--- dag-processor\n{log}")
+    finally:
+        stop_group(processor)
+    # What the DAG file's parse keeps (the health reports it). The DAG's page in the UI shows the asset
+    # of its asset-or-time schedule, not the cron: the REST answer above is the check, this is a record.
+    cache = json.loads((server.home.path / "failnotify-spool" / "schedule.json").read_text())
+    assert (cache["cron"], cache["source"]) == ("0 * * * *", "settings view"), cache
+    page.goto(f"{server.base_url}/dags/{NOTIFICATION_DAG_ID}")
+    expect(page.get_by_text(NOTIFICATION_DAG_ID).first).to_be_visible(timeout=30_000)
+    screenshot(page, "react-notification-dag-hourly-light")
+
+
 def test_the_seed_workflow_in_the_react_app(server: ApiServer, smtp: DevSmtpServer, store: Store) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, color_scheme="light")
-            ui_login(page, server.base_url, ADMIN, PASSWORD)
-            console = Console(page)
-            page.get_by_role("button", name="Plugins").click()
-            page.get_by_role("menuitem", name="Failure Notification", exact=True).click()
-            page.wait_for_url("**/plugin/failnotify")
-            expect(page.get_by_test_id("fn-integrations")).to_be_visible(timeout=30_000)
-            assert page.locator("iframe").count() == 0, "the app must render in the page, not a frame"
-            expect(page.locator("[data-testid=fn-integrations] tbody tr")).to_have_count(3)
-            screenshot(page, "react-integrations-light")
+    with browser_page(server) as page:
+        console = Console(page, expected=[EXPECTED])
+        page.get_by_role("button", name="Plugins").click()
+        page.get_by_role("menuitem", name="Failure Notification", exact=True).click()
+        page.wait_for_url("**/plugin/failnotify")
+        expect(page.get_by_test_id("fn-integrations")).to_be_visible(timeout=30_000)
+        assert page.locator("iframe").count() == 0, "the app must render in the page, not a frame"
+        expect(page.locator("[data-testid=fn-integrations] tbody tr")).to_have_count(3)
+        screenshot(page, "react-integrations-light")
 
-            _configure(page, server, smtp, store)
-            _dag_tab_and_links(page, server)
-            _app(page, server.base_url)
-            _bulk(page, store)
-            _errors(page, server, smtp, store)
+        _configure(page, server, smtp, store)
+        _dag_tab_and_links(page, server)
+        _app(page, server.base_url)
+        _bulk(page, store)
+        _errors(page, server, smtp, store)
+        _schedule_reaches_the_dag(page, server, store)
 
-            _app(page, server.base_url, "/settings")
-            page.get_by_test_id("fn-schedule").select_option("0 * * * *")
-            page.get_by_test_id("fn-schedule-save").click()
-            expect(page.get_by_test_id("fn-notice-success")).to_contain_text("Every hour")
-            expect(page.get_by_test_id("fn-effective")).to_contain_text("(0 * * * * UTC)")
-            assert store.get_setting("notification_schedule") == "0 * * * *"
-            screenshot(page, "react-settings-light")
+        _app(page, server.base_url, "/configure/sync_crm_contacts")
+        page.get_by_test_id("fn-unregister").click()
+        page.get_by_test_id("fn-unregister-yes").click()
+        page.wait_for_url("**/plugin/failnotify")
+        assert store.get_registration("sync_crm_contacts") is None
 
-            _app(page, server.base_url, "/configure/sync_crm_contacts")
-            page.get_by_test_id("fn-unregister").click()
-            page.get_by_test_id("fn-unregister-yes").click()
-            page.wait_for_url("**/plugin/failnotify")
-            assert store.get_registration("sync_crm_contacts") is None
+        _shoot_every_page(page, server.base_url, "light")
+        assert BANNER not in page.content()
+        assert console.errors == [], console.errors
 
-            _shoot_every_page(page, server.base_url, "light")
-            assert BANNER not in page.content()
-            assert console.errors == [], console.errors
-
-            dark = browser.new_page(viewport={"width": 1400, "height": 1000}, color_scheme="dark")
-            ui_login(dark, server.base_url, ADMIN, PASSWORD)
-            dark_console = Console(dark)
-            _shoot_every_page(dark, server.base_url, "dark")
-            assert "dark" in (dark.locator("html").get_attribute("class") or ""), "the UI did not go dark"
-            assert dark_console.errors == [], dark_console.errors
-        finally:
-            browser.close()
+    with browser_page(server, color_scheme="dark") as dark:
+        dark_console = Console(dark)
+        _shoot_every_page(dark, server.base_url, "dark")
+        assert "dark" in (dark.locator("html").get_attribute("class") or ""), "the UI did not go dark"
+        assert dark_console.errors == [], dark_console.errors
