@@ -22,14 +22,16 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 PIP := $(VPY) -m pip
 STAMP := $(VENV)/.failnotify-installed
-EXTRAS := test,devtools,postgres
+EXTRAS := test,devtools,postgres,celery
 TEST_TIMEOUT ?= 300
 PYTEST_ARGS ?=
 PYTEST_FLAGS := -q -p no:cacheprovider --durations=15 --timeout=$(TEST_TIMEOUT)
 
-# Debian packages the suite needs: the PostgreSQL server (throwaway test server) and Chromium (view tests).
+# Debian packages the suite needs: the PostgreSQL server (throwaway test server), Chromium (view tests)
+# and the Redis server (the CeleryExecutor's broker in the distributed tests).
 PG_INITDB_GLOB := /usr/lib/postgresql/*/bin/initdb
 CHROMIUM := /usr/bin/chromium
+REDIS_SERVER := /usr/bin/redis-server
 
 # run_pytest(ARGS): run pytest, and turn exit code 5 ("no tests collected") into a clear failure.
 define run_pytest
@@ -76,7 +78,8 @@ system-deps:
 	@missing=""; \
 	if ! ls $(PG_INITDB_GLOB) >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if [ ! -x $(CHROMIUM) ]; then missing="$$missing chromium"; fi; \
-	if [ -z "$$missing" ]; then echo ">> system packages present (postgresql, chromium)"; exit 0; fi; \
+	if [ ! -x $(REDIS_SERVER) ]; then missing="$$missing redis-server"; fi; \
+	if [ -z "$$missing" ]; then echo ">> system packages present (postgresql, chromium, redis-server)"; exit 0; fi; \
 	if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then \
 		echo ">> installing Debian packages:$$missing"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q; \

@@ -108,6 +108,14 @@ def get_provider_info() -> dict[str, Any]:
                         "2",
                         "2",
                     ),
+                    "immediate_backoff_max_seconds": _option(
+                        "While immediate notification passes keep failing (their failures stay "
+                        "unevaluated 30 s after the trigger fired), the trigger waits 5 s, 10 s, 20 s ... "
+                        "before it fires again, at most this long.",
+                        "float",
+                        "600",
+                        "300",
+                    ),
                     "base_url": _option(
                         "Airflow UI address used for links in emails. Empty: [api] base_url.",
                         "string",

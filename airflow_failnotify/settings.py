@@ -25,6 +25,7 @@ DEFAULTS: dict[str, str] = {
     "max_attempts": "5",
     "lease_seconds": "60",
     "immediate_poll_seconds": "2",
+    "immediate_backoff_max_seconds": "300",
     "base_url": "",
     "spool_dir": "",
     "admin_emails": "",

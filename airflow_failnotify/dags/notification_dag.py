@@ -43,8 +43,11 @@ def build_notification_dag(*, with_immediate_trigger: bool = True) -> Any:
     timetable = CronTriggerTimetable(cron, timezone="UTC")
     schedule_arg: Any = timetable
     if with_immediate_trigger:
-        poll = settings.get_float("immediate_poll_seconds")
-        watcher = AssetWatcher(name="failnotify_store_watcher", trigger=StoreEventTrigger(poll_seconds=poll))
+        trigger = StoreEventTrigger(
+            poll_seconds=settings.get_float("immediate_poll_seconds"),
+            max_backoff_seconds=settings.get_float("immediate_backoff_max_seconds"),
+        )
+        watcher = AssetWatcher(name="failnotify_store_watcher", trigger=trigger)
         schedule_arg = AssetOrTimeSchedule(
             timetable=timetable, assets=[Asset(IMMEDIATE_ASSET, watchers=[watcher])]
         )

@@ -44,17 +44,19 @@ os.register_at_fork(after_in_child=_dispose_after_fork)
 def application_name() -> str:
     """``failnotify <role> <pid>`` for PostgreSQL's ``pg_stat_activity`` (at most 63 bytes).
 
-    The role is "task" in a Task SDK task process (ORM blocked by its supervisor), else the Airflow
-    command (scheduler, api-server, triggerer, dag-processor, celery ...) or the program name.
+    The role is the Airflow command (scheduler, api-server, triggerer, dag-processor, celery worker ...)
+    or the program name; in a Task SDK process (ORM blocked by its supervisor) it is ``task/<command>``:
+    a task under a Celery worker is ``task/celery worker``, the triggerer's and the dag-processor's
+    children running user code ``task/triggerer`` and ``task/dag-processor`` (they inherit its argv).
     """
     import sys
 
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    args = [a for a in sys.argv[1:3] if not a.startswith("-")]
+    command = " ".join(args) if program == "airflow" and args else ""
+    role = command or program
     if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") == "airflow-db-not-allowed:///":
-        role = "task"
-    else:
-        program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
-        args = [a for a in sys.argv[1:3] if not a.startswith("-")]
-        role = " ".join([*args] if program == "airflow" and args else [program])
+        role = f"task/{command}" if command else "task"
     return f"failnotify {role} {os.getpid()}"[:63]
 
 

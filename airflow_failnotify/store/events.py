@@ -156,16 +156,20 @@ class EventStore(StoreBase):
             )
             return {(row.task_id, row.map_index) for row in rows}
 
-    def max_pending_immediate_event_id(self) -> int:
-        """Highest id among unevaluated events that may need an immediate notification."""
+    def pending_immediate_event_range(self) -> tuple[int, int]:
+        """(lowest, highest) id among unevaluated events that may need an immediate notification; 0s: none."""
         with self._connect() as conn:
-            value = conn.execute(
-                select(func.max(t.event.c.id)).where(
+            low, high = conn.execute(
+                select(func.min(t.event.c.id), func.max(t.event.c.id)).where(
                     t.event.c.evaluated.is_(False),
                     or_(t.event.c.kind == EventKind.RUN_FAILED.value, t.event.c.not_accessible.is_(True)),
                 )
-            ).scalar()
-        return int(value or 0)
+            ).one()
+        return int(low or 0), int(high or 0)
+
+    def max_pending_immediate_event_id(self) -> int:
+        """Highest id among unevaluated events that may need an immediate notification."""
+        return self.pending_immediate_event_range()[1]
 
     def list_events(
         self,

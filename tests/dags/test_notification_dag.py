@@ -88,7 +88,19 @@ def test_the_immediate_trigger_is_attached_and_serialisable(store_env: None) -> 
     assert isinstance(watcher.trigger, StoreEventTrigger)
     classpath, kwargs = watcher.trigger.serialize()
     assert classpath == "airflow_failnotify.triggers.store_events.StoreEventTrigger"
-    assert kwargs == {"poll_seconds": 2.0}
+    assert kwargs == {"poll_seconds": 2.0, "settle_seconds": 30.0, "max_backoff_seconds": 300.0}
+    assert StoreEventTrigger(**kwargs).serialize() == (classpath, kwargs)  # the triggerer rebuilds it so
+
+
+def test_the_trigger_back_off_cap_is_the_config_option(
+    store_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__FAILNOTIFY__IMMEDIATE_BACKOFF_MAX_SECONDS", "600")
+    dag = build_notification_dag()
+    trigger = dag.timetable.asset_condition.objects[0].watchers[0].trigger  # type: ignore[attr-defined]
+    assert trigger.serialize()[1]["max_backoff_seconds"] == 600.0
+    rule = trigger.firing()
+    assert (rule.backoff.delay(1), rule.backoff.delay(100)) == (5.0, 600.0)  # 2.5 polls of 2 s, the cap
 
 
 @pytest.mark.parametrize(("value", "cron"), [("@daily", "0 0 * * *"), ("*/15  * * * *", "*/15 * * * *")])

@@ -26,3 +26,20 @@ def test_a_postgresql_store_connection_carries_the_process_name(postgres_url: st
 def test_a_task_process_is_named_task(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "airflow-db-not-allowed:///")
     assert application_name() == f"failnotify task {os.getpid()}"
+
+
+@pytest.mark.parametrize(("argv", "blocked", "role"), [
+    (["/venv/bin/airflow", "scheduler", "--skip-serve-logs"], False, "scheduler"),
+    (["/venv/bin/airflow", "celery", "worker", "--queues", "failnotify"], True, "task/celery worker"),
+    (["/venv/bin/airflow", "triggerer"], True, "task/triggerer"),
+    (["/venv/bin/python", "-m", "x"], False, "python"),
+])
+def test_the_role_names_the_airflow_command_a_task_runs_under(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], blocked: bool, role: str
+) -> None:
+    monkeypatch.setattr("sys.argv", argv)
+    if blocked:
+        monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "airflow-db-not-allowed:///")
+    else:
+        monkeypatch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", raising=False)
+    assert application_name() == f"failnotify {role} {os.getpid()}"
