@@ -6,9 +6,9 @@ forks (LocalExecutor workers at its start, then their task processes), and with 
 scheduler thread (and then with a thread that only started the watchdog process) tasks hung in their
 first listener call on a running Airflow (py-spy: ``_ModuleLock.acquire`` in ``listeners/sink.py``).
 So ``on_starting`` must leave no thread in the scheduler. Here a stand-in scheduler (a real process,
-the real listener and a real SQLite store) forks children that each write to the store, and the hung ones are counted: with
-the watchdog's tick in a thread of the forking process (the old design, kept as the control that shows
-the count can be non-zero) and with the listener's watchdog process (the design now).
+the real listener and a real SQLite store) forks children that each write to the store, and the hung
+ones are counted: with the watchdog's tick in a thread of the forking process (the old design, kept as
+the control that shows the count can be non-zero) and with the listener's watchdog process (now).
 """
 
 from __future__ import annotations
