@@ -85,12 +85,14 @@ def test_the_trigger_backs_off_while_no_pass_evaluates_its_failures(store: Store
     gaps = [b - a for a, b in pairwise(late)]
     print(f"\n{added} failures in 6 s; {len(fired)} fires at " + ", ".join(f"{t:.2f}" for t in fired))
     assert added >= 30
-    assert fired and fired[0] < 0.5  # the first failure fires at once
+    # Bounds with room for a loaded 2-core machine (a poll and a store round trip may take 0.3 s):
+    # what is checked is the shape, at once then growing gaps to a cap, not the milliseconds.
+    assert fired and fired[0] < SETTLE + CAP  # the first failure fires before any back-off could
     assert len(fired) <= 15, fired  # without the back-off: one fire per new failure
     assert len(late) >= 3, fired  # and it keeps retrying
-    assert all(b >= a - 0.15 for a, b in pairwise(gaps)), gaps  # growing ...
-    assert max(gaps) >= SETTLE + CAP - 0.2, gaps  # ... to the settle window plus the cap
-    assert max(gaps) <= SETTLE + CAP + 0.5, gaps  # and no further
+    assert all(b >= a - 0.3 for a, b in pairwise(gaps)), gaps  # growing ...
+    assert max(gaps) >= SETTLE + CAP - 0.3, gaps  # ... to the settle window plus the cap
+    assert max(gaps) <= SETTLE + CAP + 1.0, gaps  # and no further
 
 
 def test_after_a_pass_evaluates_them_a_new_failure_fires_at_once_again(store: Store) -> None:
