@@ -24,7 +24,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from airflow_failnotify.api.web import BUNDLE_DIR, BUNDLE_FILE  # noqa: E402
 from airflow_failnotify.constants import NOTIFICATION_DAG_ID  # noqa: E402
 from airflow_failnotify.store import Store  # noqa: E402
 from devtools.smtp_server import DevSmtpServer  # noqa: E402
@@ -32,7 +31,9 @@ from tests.fixtures.airflow_server import AirflowHome, ApiServer, screenshot, st
 from tests.fixtures.browser import (  # noqa: E402
     ADMIN,
     BANNER,
+    DEMO_DAGS,
     MAIL_CONN,
+    NEEDS_REACT_BUNDLE,
     PASSWORD,
     Console,
     browser_page,
@@ -44,22 +45,8 @@ from tests.fixtures.waiting import wait_until  # noqa: E402
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not (BUNDLE_DIR / BUNDLE_FILE).exists(), reason="the React bundle is not built: make ui"
-    ),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300), NEEDS_REACT_BUNDLE]
 
-DAGS = """
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG
-
-for name in ("sync_crm_contacts", "sync_erp_orders", "export_billing"):
-    with DAG(name, schedule=None, description=f"{name} demo"):
-        EmptyOperator(task_id="t")
-"""
 # The notification DAG as deployments mount it: its schedule is read from the store at every parse.
 NOTIFICATION_DAG_FILE = REPO_ROOT / "dags" / "failure_notification.py"
 
@@ -69,7 +56,8 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, ui_airflow_template: AirflowHome, smtp: DevSmtpServer,
     store: Store,
 ) -> Iterator[ApiServer]:
-    dags = {"demo.py": DAGS, "failure_notification.py": NOTIFICATION_DAG_FILE.read_text(encoding="utf-8")}
+    notification_dag = NOTIFICATION_DAG_FILE.read_text(encoding="utf-8")
+    dags = {"demo.py": DEMO_DAGS, "failure_notification.py": notification_dag}
     with running_airflow(ui_airflow_template, tmp_path_factory.mktemp("airflow-react"), dags=dags,
                          store=store, smtp=smtp, extra_env={"AIRFLOW__FAILNOTIFY__MAX_ATTEMPTS": "1"}) as api:
         yield api

@@ -24,14 +24,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from airflow_failnotify.api.web import BUNDLE_DIR, BUNDLE_FILE  # noqa: E402
 from airflow_failnotify.store import Store  # noqa: E402
 from devtools.smtp_server import DevSmtpServer  # noqa: E402
 from tests.fixtures.airflow_server import AirflowHome, ApiServer, screenshot  # noqa: E402
 from tests.fixtures.browser import (  # noqa: E402
     BANNER,
+    DEMO_DAGS,
     MAIL_CONN,
     MANAGERS,
+    NEEDS_REACT_BUNDLE,
     Console,
     browser_page,
     record_failures,
@@ -41,22 +42,8 @@ from tests.fixtures.browser import (  # noqa: E402
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not (BUNDLE_DIR / BUNDLE_FILE).exists(), reason="the React bundle is not built: make ui"
-    ),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300), NEEDS_REACT_BUNDLE]
 
-DAGS = """
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG
-
-for name in ("sync_crm_contacts", "sync_erp_orders", "export_billing"):
-    with DAG(name, schedule=None, description=f"{name} demo"):
-        EmptyOperator(task_id="t")
-"""
 DAG_ID = "sync_erp_orders"  # registered, with a failed task and run
 
 # Text and background luminance (0 dark .. 1 light) of an element and of its first painted ancestor,
@@ -97,7 +84,7 @@ def server(
 ) -> Iterator[ApiServer]:
     manager: str = request.param
     with running_airflow(ui_airflow_template, tmp_path_factory.mktemp(f"airflow-pages-{manager}"),
-                         dags={"demo.py": DAGS}, store=seeded, smtp=smtp,
+                         dags={"demo.py": DEMO_DAGS}, store=seeded, smtp=smtp,
                          auth_manager=MANAGERS[manager]) as api_server:
         yield api_server
 
