@@ -465,6 +465,7 @@ def mail_problems(stack: CeleryStack) -> tuple[list[str], dict[str, Any]]:
                       if i.integration == name and i.kind is NotificationKind.GLOBAL_IMMEDIATE)
         if set(job) != failed or any(n != 1 for n in job.values()):
             problems.append(f"{name}: {sum(job.values())} Job failed notifications for {len(failed)} runs")
+            print_unnotified_runs(store, name, failed - set(job))
     final_ids = {e.id for e in events
                  if e.kind in (EventKind.TASK_FAILED, EventKind.ENTITY_FAILED) and e.is_final}
     listed = Counter(e.id for i in items if i.kind is NotificationKind.PROCESSING for e in i.draft.events)
@@ -480,6 +481,25 @@ def mail_problems(stack: CeleryStack) -> tuple[list[str], dict[str, Any]]:
                "duplicates": counts.duplicates, "lost": counts.lost, "pending": counts.pending,
                "failed": counts.failed, "kinds": dict(Counter(i.kind.value for i in items))}
     return problems, figures
+
+
+def print_unnotified_runs(store: Any, integration: str, run_ids: set[str]) -> None:
+    """What the store holds for failed runs that got no Job failed notification (to diagnose it)."""
+    with store.engine.connect() as conn:
+        for row in conn.execute(select(t.event).where(t.event.c.integration == integration,
+                                                      t.event.c.run_id.in_(sorted(run_ids)))
+                                .order_by(t.event.c.id)):
+            print(f"unnotified run {integration} {row.run_id}: event {row.id} {row.kind} task={row.task_id} "
+                  f"try={row.try_number}/{row.max_tries} final={row.is_final} source={row.source} "
+                  f"occurred={row.occurred_at} recorded={row.recorded_at} evaluated={row.evaluated}")
+        outbox = t.outbox.c
+        columns = (outbox.id, outbox.kind, outbox.dedupe_key, outbox.state, outbox.created_at)
+        for row in conn.execute(select(*columns).where(outbox.integration == integration)
+                                .order_by(outbox.id)):
+            print(f"  outbox {row.id} {row.kind} {row.dedupe_key} {row.state} created={row.created_at}")
+        passes = t.notification_pass
+        for row in conn.execute(select(passes).order_by(passes.c.id.desc()).limit(5)):
+            print(f"  pass {dict(row._mapping)}")
 
 
 def connection_problems(sampler: ConnectionSampler) -> tuple[list[str], dict[str, Any]]:
@@ -611,6 +631,8 @@ def report(stack: CeleryStack, sampler: ConnectionSampler, facts: dict[str, Any]
         print(f"{label}: {case}: {figures}")
         summary.record(f"{label}: {case}", expected[case], json.dumps(figures, default=str),
                        ok=not [p for p in problems if p.startswith(case)])
+    for problem in problems:
+        print(f"PROBLEM {problem}")
     assert not problems, problems
 
 
