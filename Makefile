@@ -1,6 +1,7 @@
 # airflow-failnotify: developer and CI entry points.
 #
 #   make test        everything CI runs: system packages (as root), venv, ruff, mypy, the whole suite
+#                    (two pytest sessions side by side, see devtools/run_suite.py; one with PYTEST_ARGS)
 #   make test-fast   the pure core only (tests/core, marker `fast`); needs just the venv
 #   make demo        local demo (DEMO_ONCE=1 for a single pass)
 #   make ui          the React app's bundle (npm ci from ui/package-lock.json, then vite), when missing or stale
@@ -47,7 +48,7 @@ endef
 .PHONY: help venv system-deps ui test test-fast lint ruff mypy demo bench soak constraints clean distclean
 
 help:
-	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
 
 # ---------------------------------------------------------------------------------------------------
 # Environment
@@ -131,7 +132,7 @@ lint: ruff mypy
 test: system-deps venv ui
 	$(VENV)/bin/ruff check .
 	$(MYPY)
-	@$(call run_pytest,tests)
+	$(VPY) -m devtools.run_suite $(if $(PYTEST_ARGS),--serial) $(PYTEST_FLAGS) $(PYTEST_ARGS)
 
 test-fast: venv
 	@$(call run_pytest,tests/core -m fast)
