@@ -1,13 +1,17 @@
 """The ingest API: task processes hand the failures they capture to the api-server, which stores them.
 
 Mounted by the plugin at ``/failnotify/ingest`` (:mod:`airflow_failnotify.api.app`). It can only ADD
-events of the calling task instance (:mod:`airflow_failnotify.api.verify`): there is no route that
-reads or changes configuration, recipients or anything else. Routes, all ``POST`` with
+events of the calling task instance (:mod:`airflow_failnotify.api.verify`), and tell the notification
+DAG's pass what Airflow knows of DAGs: there is no route that reads or changes configuration,
+recipients or anything else. Routes, all ``POST`` with
 ``{"identity": {...}, ...}``:
 
 * ``/v1/lookup``: the registration (integration, direction) of the caller's own DAG, or null;
 * ``/v1/events``: task failures and entity reports of the caller's task instance;
-* ``/v1/activity``: the caller's DAG was active at ``at`` (never later than now).
+* ``/v1/activity``: the caller's DAG was active at ``at`` (never later than now);
+* ``/v1/dag-status``: paused, running and present for the DAGs named, in one request; for the
+  notification DAG's own tasks only (its pass needs them for every registered DAG, and the Task SDK
+  answers one DAG per call, two calls each). It tells no more than the Task SDK tells any task.
 
 A refused request answers 403 and leaves a row in Error Management (category ``capture``) naming the
 host; at most one row per (host, reason kind) a minute, so a loop cannot flood the log. Any other path
@@ -27,12 +31,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from airflow_failnotify.api.verify import Caller, Refused, check_events, identify
+from airflow_failnotify.constants import NOTIFICATION_DAG_ID
 from airflow_failnotify.core.capture import EventRecord
 
 log = logging.getLogger(__name__)
 
 ERROR_CATEGORY = "capture"
 MAX_EVENTS_PER_REQUEST = 1000
+MAX_DAGS_PER_REQUEST = 100_000
 _ROW_INTERVAL = 60.0
 
 router = APIRouter()
@@ -49,6 +55,10 @@ class EventsBody(Identified):
 class ActivityBody(Identified):
     dag_id: str
     at: datetime
+
+
+class DagStatusBody(Identified):
+    dag_ids: list[str] = Field(max_length=MAX_DAGS_PER_REQUEST)
 
 
 def _store() -> Any:
@@ -149,6 +159,23 @@ def activity(body: ActivityBody, request: Request) -> Any:
     at = body.at if body.at.tzinfo else body.at.replace(tzinfo=timezone.utc)
     at = min(at, datetime.now(timezone.utc))  # never in the future (that would hide inactivity)
     return {"registered": bool(_store().record_activity(caller.dag_id, at))}
+
+
+@router.post("/v1/dag-status")
+def dag_status(body: DagStatusBody, request: Request) -> Any:
+    from airflow_failnotify.lookups.dags import dag_status_from_metadata_db, status_to_json
+
+    caller = _caller(request, body.identity)
+    if isinstance(caller, JSONResponse):
+        return caller
+    if caller.dag_id != NOTIFICATION_DAG_ID:
+        reason = f"{caller.dag_id}.{caller.task_id} asked for DAG status; only the notification DAG may"
+        return _refused(request, Refused(reason, dag_id=caller.dag_id), body.identity, "dag-status")
+    dag_ids = sorted(set(body.dag_ids))
+    found = dag_status_from_metadata_db(dag_ids)
+    if dag_ids and not found:  # Airflow's database could not be read (logged): let the task ask the SDK
+        return JSONResponse({"detail": "Airflow's database could not be read"}, status_code=503)
+    return {"status": {dag_id: status_to_json(status) for dag_id, status in found.items()}}
 
 
 @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

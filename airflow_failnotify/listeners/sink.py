@@ -179,6 +179,13 @@ class ApiSink:
     def recorded_task_failures(self, dag_id: str, run_id: str) -> set[tuple[str, int]]:
         raise NotImplementedError("reconciliation runs in the scheduler, on the store path")
 
+    def dag_status(self, dag_ids: Sequence[str]) -> dict[str, Any]:
+        """The api-server's status of ``dag_ids`` (notification DAG tasks only), by DAG id, as JSON."""
+        found = self._post("dag-status", {"dag_ids": list(dag_ids)}).get("status")
+        if not isinstance(found, dict):
+            raise ValueError("the api-server's DAG status answer has no 'status' object")
+        return found
+
     def close(self) -> None:
         if self._session is not None:
             self._session.close()

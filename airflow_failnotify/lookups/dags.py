@@ -1,7 +1,8 @@
 """What the package learns from Airflow about DAGs: paused, running, present.
 
-Two sources, one shape: the Task SDK inside a task (the only way in Airflow 3 task code) and
-Airflow's metadata database in processes that may use it (CLI, api-server).
+Three sources, one shape: inside a task, the api-server in one request for every DAG (the plugin's
+ingest API) or else the Task SDK DAG by DAG (the only ways in Airflow 3 task code); and Airflow's
+metadata database in processes that may use it (CLI, api-server).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from airflow_failnotify.core.model import DagPresence, DagStatus
 log = logging.getLogger(__name__)
 
 DagStatusProvider = Callable[[Sequence[str]], Mapping[str, DagStatus]]
+DAG_STATUS_TIMEOUT = 60.0  # seconds: one query over every registered DAG, on a busy api-server
 
 
 def dag_status_from_task_sdk(context: Mapping[str, Any]) -> DagStatusProvider:
@@ -38,6 +40,61 @@ def dag_status_from_task_sdk(context: Mapping[str, Any]) -> DagStatusProvider:
         return out
 
     return provider
+
+
+def status_to_json(status: DagStatus) -> dict[str, Any]:
+    return {"is_paused": status.is_paused, "has_running_run": status.has_running_run,
+            "presence": status.presence.value}
+
+
+def status_from_json(value: Mapping[str, Any]) -> DagStatus:
+    return DagStatus(
+        is_paused=bool(value["is_paused"]),
+        has_running_run=bool(value["has_running_run"]),
+        presence=DagPresence(value["presence"]),
+    )
+
+
+def dag_status_in_one_request(context: Mapping[str, Any], fallback: DagStatusProvider) -> DagStatusProvider:
+    """Every DAG's status in one request to the api-server, as the running task (the notification pass).
+
+    The api-server reads Airflow's database for all of them at once (the plugin's ingest API,
+    :mod:`airflow_failnotify.api.ingest`); the Task SDK asks two calls per DAG, which at thousands of
+    registered DAGs is most of a pass. When the request cannot be made (no api-server, as in
+    ``airflow dags test``, or an older plugin there), ``fallback`` answers, with one warning.
+    """
+
+    def provider(dag_ids: Sequence[str]) -> Mapping[str, DagStatus]:
+        if not dag_ids:
+            return {}
+        try:
+            found = _ask_api_server(context["ti"], dag_ids)
+        except Exception as err:
+            log.warning(
+                "failnotify: the api-server could not give the status of %d DAG(s) in one request (%s); "
+                "asking the Task SDK DAG by DAG",
+                len(dag_ids),
+                str(err)[:300] or type(err).__name__,
+            )
+            return fallback(dag_ids)
+        log.info("failnotify: status of %d DAG(s) from the api-server in one request", len(dag_ids))
+        return found
+
+    return provider
+
+
+def _ask_api_server(task_instance: Any, dag_ids: Sequence[str]) -> Mapping[str, DagStatus]:
+    from airflow_failnotify import settings
+    from airflow_failnotify.listeners import identity
+    from airflow_failnotify.listeners.sink import ApiSink
+
+    me = identity.establish(task_instance)
+    if me is None:
+        raise RuntimeError("this task has no identity for the api-server (not a task process)")
+    answer = ApiSink(settings.ingest_url(), me, timeout=DAG_STATUS_TIMEOUT).dag_status(dag_ids)
+    statuses = {dag_id: status_from_json(value) for dag_id, value in answer.items()}
+    # A DAG the api-server does not answer for is one Airflow does not know.
+    return {dag_id: statuses.get(dag_id, DagStatus(presence=DagPresence.MISSING)) for dag_id in dag_ids}
 
 
 def dag_status_from_metadata_db(dag_ids: Sequence[str]) -> Mapping[str, DagStatus]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_failnotify.lookups.dags import dag_status_from_task_sdk
+from airflow_failnotify.lookups.dags import dag_status_from_task_sdk, dag_status_in_one_request
 from airflow_failnotify.service.passes import run_notification_pass
 
 
@@ -33,7 +33,8 @@ class FailureNotificationOperator(_base_operator()):  # type: ignore[misc]
         from airflow_failnotify.store import get_store
 
         # The Task SDK answers 404 for a broken DAG as for a missing one: the watchdog's record says which.
-        dag_status = with_known_broken(dag_status_from_task_sdk(context), get_store())
+        by_dag = dag_status_in_one_request(context, fallback=dag_status_from_task_sdk(context))
+        dag_status = with_known_broken(by_dag, get_store())
         summary = run_notification_pass(trigger=trigger, dag_status=dag_status)
         for error in summary.errors:
             self.log.warning("send failed on %s: %s", error.get("server"), error.get("reason"))

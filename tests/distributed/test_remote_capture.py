@@ -154,14 +154,15 @@ def test_a_task_cannot_post_another_dags_event_nor_read_or_change_configuration(
     line = next((x for x in log.splitlines() if "FAILNOTIFY_ATTACK_RESULTS " in x), "")
     print(f"\nattack results: {line.split('FAILNOTIFY_ATTACK_RESULTS ', 1)[-1][:600]}")
     assert state == "success", log[-3000:]
-    for attempt in ("foreign event", "forged identity", "GET /v1/registrations", "POST /v1/registrations",
-                    "PUT /v1/config", "views", "store"):
+    for attempt in ("foreign event", "forged identity", "dag status", "GET /v1/registrations",
+                    "POST /v1/registrations", "PUT /v1/config", "views", "store"):
         assert f"{attempt}=refused" in line, (attempt, line)
     assert "ACCEPTED" not in line
     assert not [e for e in stack.env.events(CAPTURE) if e.run_id == "forged_run"]
     reasons = " | ".join(row.reason for row in stack.capture_errors())
     assert "sent an event of failnotify_remote_capture.twice (forged_run" in reasons
     assert "unknown task instance" in reasons
+    assert "failnotify_remote_attacker.attack asked for DAG status; only the notification DAG may" in reasons
     assert "GET /v1/registrations: no such ingest route" in reasons
 
 

@@ -136,6 +136,13 @@ def test_immediate_notifications_arrive_within_seconds_on_a_running_airflow(
             )
     finally:
         env.stop_all()
+    # The pass asked the api-server for every registered DAG's status in one request (not the Task SDK
+    # DAG by DAG): its task logs say which.
+    pass_logs = [p.read_text(encoding="utf-8", errors="replace")
+                 for p in (env.home / "logs").glob("dag_id=failnotify_post_failure_notification/**/*.log")]
+    assert pass_logs, "no task log of the notification DAG"
+    assert any("from the api-server in one request" in text for text in pass_logs), pass_logs[-1][-3000:]
+    assert not [text for text in pass_logs if "asking the Task SDK DAG by DAG" in text]
     figures = [value for sample in measured for value in sample.values()]
     print(
         f"\nimmediate latency (s): warm-up {warm}, measured {measured}, "

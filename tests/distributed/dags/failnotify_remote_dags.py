@@ -69,6 +69,11 @@ def _attempts() -> dict[str, str]:
             out[name] = "ACCEPTED"
         except IngestRefusedError:
             out[name] = "refused"
+    try:  # DAG status in one request is for the notification DAG's pass only
+        ApiSink(ingest, me).dag_status(["failnotify_remote_capture"])
+        out["dag status"] = "ACCEPTED"
+    except IngestRefusedError:
+        out["dag status"] = "refused"
     for method, path in (("GET", "/v1/registrations"), ("POST", "/v1/registrations"), ("PUT", "/v1/config")):
         response = requests.request(method, f"{ingest}{path}", timeout=10,
                                     json={"identity": me.to_json(), "recipients": "attacker@evil.test"})
