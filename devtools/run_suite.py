@@ -24,11 +24,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG = REPO_ROOT / "test-artifacts" / "pytest-background.log"
 
-#: The foreground session: running-Airflow and Celery stacks, and tests with real-time bounds.
+#: The foreground session: the longest running-Airflow cases (the critical path) and the tests whose
+#: assertions bound real time. Everything else, smaller Airflow stacks included, is the background's.
 FOREGROUND = (
     "tests/e2e",
-    "tests/distributed",
-    "tests/airflow",
     "tests/reliability",
     "tests/triggers",
     "tests/listeners/test_watchdog_process.py",

@@ -1,6 +1,7 @@
-"""End to end on CeleryExecutor (markers ``distributed`` and ``soak``: ``make soak``, not ``make test``): a
-short case (SHORT_INTEGRATIONS DAGs fail once: the runs the first parse makes; 84 s and 105 s on 2 cores,
-over the 90 s a ``make test`` case may cost) and the 5-minute load.
+"""End to end on CeleryExecutor (marker ``distributed``): a short case in ``make test``
+(SHORT_INTEGRATIONS DAGs fail once: the runs the first parse makes; about 2 minutes on 2 cores, run in the
+suite's background session beside the other Airflow stacks) and the 5-minute load (marker ``soak`` too:
+``make soak``).
 
 The production topology of README.md "Production topology", all on 127.0.0.1: a Redis broker
 (``redis-server`` started here on a free port), PostgreSQL for Airflow's metadata and, in another
@@ -685,8 +686,7 @@ def test_celery_executor_two_workers_without_store_url_two_schedulers(
     run_case(celery_home, postgres_server, summary, integrations=INTEGRATIONS, minutes=MINUTES)
 
 
-@pytest.mark.soak  # 84-105 s measured on 2 cores: too long for make test
-@pytest.mark.timeout(10 * 60)
+@pytest.mark.timeout(10 * 60)  # in make test's background session (devtools/run_suite.py)
 @pytest.mark.usefixtures("quiet_mail_log")
 def test_celery_executor_one_round_of_failures(
     celery_home: tuple[AirflowEnv, str, str], postgres_server: PostgresServer, summary: Summary,
