@@ -57,14 +57,14 @@ def test_token_server_checks_clients_scopes_and_shapes() -> None:
 
 
 def test_token_server_expiry() -> None:
-    with TokenServer({"a": "b"}, expires_in=0.3) as server:
+    with TokenServer({"a": "b"}, expires_in=1.5) as server:  # long enough to check it valid when busy
         token = requests.post(
             server.url,
             data={"grant_type": "client_credentials", "client_id": "a", "client_secret": "b"},
             timeout=5,
         ).json()["access_token"]
         assert server.is_valid(token)
-        time.sleep(0.4)  # expiry is real time: the 0.3 s lifetime must pass
+        time.sleep(1.6)  # expiry is real time: the 1.5 s lifetime must pass
         assert not server.is_valid(token)
 
 

@@ -326,12 +326,13 @@ def test_one_token_request_for_many_messages_and_hook_instances(
 def test_expired_token_is_refreshed_before_use(
     smtp_server: DevSmtpServer, smtp_connection: MakeConn, make_mail: MakeMail
 ) -> None:
-    with TokenServer({CLIENT_ID: CLIENT_SECRET}, expires_in=1) as tokens:
+    # 3 s: the first mail must still use the token within its lifetime on a busy machine (1 s did not).
+    with TokenServer({CLIENT_ID: CLIENT_SECRET}, expires_in=3) as tokens:
         smtp_server.tokens = tokens
         conn_id = smtp_connection(server=smtp_server, auth_type="oauth2", token_server=tokens)
         with FailnotifySmtpHook(conn_id) as hook:
             hook.send_message(make_mail(pdf=False))
-        time.sleep(1.1)  # the token endpoint and the SMTP server check real expiry: its lifetime must pass
+        time.sleep(3.1)  # the token endpoint and the SMTP server check real expiry: its lifetime must pass
         with FailnotifySmtpHook(conn_id) as hook:
             hook.send_message(make_mail(pdf=False))
         assert tokens.request_count == 2
