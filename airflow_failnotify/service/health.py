@@ -231,7 +231,7 @@ def gather_facts(
             last_pass_at=last.finished_at if last is not None else None,
             pending=counts.get("pending", 0) + counts.get("sending", 0),
             failed=counts.get("failed", 0),
-            oldest_pending_at=store.oldest_pending_at(),
+            oldest_pending_at=store.oldest_pending_at(now=now),
             registrations=len(registrations),
         )
         values["store_unreachable_since"] = _store_unreachable_since(True, now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from airflow_failnotify.core.model import OutboxState
 from airflow_failnotify.store import tables as t
@@ -12,15 +12,22 @@ from airflow_failnotify.store.session import StoreBase, insert_ignore, utcnow
 
 
 class HealthStore(StoreBase):
-    def oldest_pending_at(self) -> datetime | None:
-        """When the oldest mail still waiting to go out was written (pending, or claimed and sending).
+    def oldest_pending_at(self, *, now: datetime | None = None) -> datetime | None:
+        """When the mail waiting longest to go out became due (pending, or claimed and sending).
 
-        Silenced mails (held by a silence until it ends, issue 18) do not count: they are not late.
+        A mail is due when it is written, or when noise control's hold on it ends (the group wait, the
+        repeat interval): a mail held for an hour by the repeat interval is not an hour late. Mails still
+        held at ``now`` do not count, nor do silenced ones (held by a silence until it ends, issue 18).
         """
+        now = now or utcnow()
+        outbox = t.outbox.c
+        due_at = case((and_(outbox.hold_until.is_not(None), outbox.hold_until > outbox.created_at),
+                       outbox.hold_until), else_=outbox.created_at)
         with self._connect() as conn:
             value = conn.execute(
-                select(func.min(t.outbox.c.created_at)).where(
-                    t.outbox.c.state.in_([OutboxState.PENDING.value, OutboxState.SENDING.value])
+                select(func.min(due_at)).where(
+                    outbox.state.in_([OutboxState.PENDING.value, OutboxState.SENDING.value]),
+                    or_(outbox.hold_until.is_(None), outbox.hold_until <= now),
                 )
             ).scalar()
         if value is None:
