@@ -91,7 +91,11 @@ def _ask_api_server(task_instance: Any, dag_ids: Sequence[str]) -> Mapping[str, 
     me = identity.establish(task_instance)
     if me is None:
         raise RuntimeError("this task has no identity for the api-server (not a task process)")
-    answer = ApiSink(settings.ingest_url(), me, timeout=DAG_STATUS_TIMEOUT).dag_status(dag_ids)
+    sink = ApiSink(settings.ingest_url(), me, timeout=DAG_STATUS_TIMEOUT)
+    try:
+        answer = sink.dag_status(dag_ids)
+    finally:
+        sink.close()
     statuses = {dag_id: status_from_json(value) for dag_id, value in answer.items()}
     # A DAG the api-server does not answer for is one Airflow does not know.
     return {dag_id: statuses.get(dag_id, DagStatus(presence=DagPresence.MISSING)) for dag_id in dag_ids}
