@@ -430,7 +430,7 @@ def final_passes(stack: CeleryStack, facts: dict[str, Any]) -> str:
         facts["final_passes"] = attempt
         if state != "success":
             return state
-        drain(stack, timeout=120)
+        facts["drained"] = drain(stack, timeout=120) and facts.get("drained", True)
         facts["unevaluated_after_final_pass"] = unevaluated_events(stack)
         if facts["unevaluated_after_final_pass"] == 0:
             return state
