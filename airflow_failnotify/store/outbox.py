@@ -19,6 +19,10 @@ from airflow_failnotify.store.codecs import payload_to_draft
 from airflow_failnotify.store.records import OutboxItem
 from airflow_failnotify.store.session import StoreBase, utcnow
 
+#: The claim token of a storm digest's rows carries this: when the pass sending a digest dies, its rows
+#: are claimed again as that digest (the same mail, once more) and not one by one under the cap.
+DIGEST_CLAIM = "#digest-"
+
 
 class OutboxStore(StoreBase):
     def _item(self, row: Any) -> OutboxItem:
@@ -71,7 +75,7 @@ class OutboxStore(StoreBase):
                         t.outbox.c.state == OutboxState.PENDING.value,
                         or_(t.outbox.c.hold_until.is_(None), t.outbox.c.hold_until <= now),
                     ),
-                    and_(t.outbox.c.state == OutboxState.SENDING.value, t.outbox.c.lease_expires_at < now),
+                    and_(_expired(now), t.outbox.c.claimed_by.not_like(f"%{DIGEST_CLAIM}%")),
                 )
             )
             .order_by(t.outbox.c.id)
@@ -87,18 +91,22 @@ class OutboxStore(StoreBase):
         self, worker: str, *, lease_seconds: int, now: datetime | None = None, every: bool = False
     ) -> list[OutboxItem]:
         """Claim every row the storm cap held whose window has ended (``every``: all held rows), oldest
-        first, under one token (all of one recipient set go out in one digest)."""
+        first, under one token (all of one recipient set go out in one digest); and the rows of a digest
+        whose pass died (claimed for a digest, lease expired)."""
         now = now or utcnow()
         held = t.outbox.c.state == OutboxState.STORM_HELD.value
-        query = select(t.outbox.c.id).where(held).order_by(t.outbox.c.id)
         if not every:
-            query = query.where(t.outbox.c.hold_until <= now)
-        return self._claim(query, worker, lease_seconds=lease_seconds, now=now)
+            held = and_(held, t.outbox.c.hold_until <= now)
+        died = and_(_expired(now), t.outbox.c.claimed_by.like(f"%{DIGEST_CLAIM}%"))
+        query = select(t.outbox.c.id).where(or_(held, died)).order_by(t.outbox.c.id)
+        return self._claim(query, worker, lease_seconds=lease_seconds, now=now, digest=True)
 
-    def _claim(self, query: Any, worker: str, *, lease_seconds: int, now: datetime) -> list[OutboxItem]:
+    def _claim(
+        self, query: Any, worker: str, *, lease_seconds: int, now: datetime, digest: bool = False
+    ) -> list[OutboxItem]:
         """Claim the rows ``query`` selects (their ids) under a new token for ``lease_seconds``."""
         # The token names this claim (not just the worker): a later claim of the same rows differs.
-        token = f"{worker}#{uuid.uuid4().hex[:12]}"
+        token = f"{worker}{DIGEST_CLAIM if digest else '#'}{uuid.uuid4().hex[:12]}"
         with self._begin() as conn:
             if self.is_postgres:
                 query = query.with_for_update(skip_locked=True)
@@ -302,3 +310,8 @@ class OutboxStore(StoreBase):
         counts = {state.value: 0 for state in OutboxState}
         counts.update({row[0]: int(row[1]) for row in rows})
         return counts
+
+
+def _expired(now: datetime) -> Any:
+    """Rows a pass claimed whose lease ran out: that pass died (or froze) while sending them."""
+    return and_(t.outbox.c.state == OutboxState.SENDING.value, t.outbox.c.lease_expires_at < now)

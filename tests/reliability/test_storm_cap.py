@@ -5,8 +5,12 @@ each row counted through the mail that carried it (due, sent, received, duplicat
 from __future__ import annotations
 
 import secrets
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +23,7 @@ from airflow_failnotify.service.passes import PassSummary, run_notification_pass
 from airflow_failnotify.store import Store
 from airflow_failnotify.store.engine import create_store_engine
 from devtools.smtp_server import DevSmtpServer
+from tests.fixtures.airflow_env import REPO_ROOT
 from tests.fixtures.soak import Summary
 from tests.reliability.helpers import (
     all_outbox,
@@ -304,3 +309,76 @@ def test_send_now_is_not_held_by_the_cap_and_unregister_closes_held_rows(
     assert sent.sent == 1 and len(smtp_server.messages) == 2
     store.unregister("sync_jira")
     assert _states(store) == {OutboxState.SENT: 2, OutboxState.CLOSED: 1}
+
+
+# A pass in its own process that sends its first mail and is then killed -9 at the worst moment: the
+# SMTP server has accepted the mail, the store has not marked it sent, the host journal has nothing.
+_KILLED_PASS = """
+import os, signal, sys
+from contextlib import contextmanager
+from datetime import datetime
+
+from airflow_failnotify.channels.email import open_email_transport
+from airflow_failnotify.service.passes import run_notification_pass
+from airflow_failnotify.store import Store
+from airflow_failnotify.store.engine import create_store_engine
+
+store = Store(create_store_engine(sys.argv[1], timeout=10))
+at = datetime.fromisoformat(sys.argv[2])
+
+
+@contextmanager
+def killed_after_the_first_accept(conn_id):
+    with open_email_transport(conn_id) as transport:
+        class Killed:
+            def send(self, notification):
+                transport.send(notification)
+                os.kill(os.getpid(), signal.SIGKILL)
+        yield Killed()
+
+
+run_notification_pass(trigger="cli", store=store, dag_status=lambda ids: {}, clock=lambda: at,
+                      open_transport=killed_after_the_first_accept)
+"""
+
+
+def test_a_pass_killed_while_sending_the_digest_leaves_one_duplicate_and_loses_nothing(
+    store: Store,
+    smtp_server: DevSmtpServer,
+    smtp_connection: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    summary: Summary,
+    tmp_path: Path,
+) -> None:
+    """kill -9 of the pass between the server's accept of the digest and its "sent" mark: the digest's
+    rows stay claimed until the lease ends; the next pass sends the digest again (the mail that was on
+    the wire: at most 1 duplicate, the same Message-ID), and every held notification is sent."""
+    cap = _cap(monkeypatch, 2)
+    conn = smtp_connection("mail_storm", server=smtp_server, auth_type="basic")
+    register(store, conn)
+    now = datetime.now(timezone.utc)
+    _, window_end = cap.window_of(now)
+    store.record_events(run_failures(12))
+    assert _pass(store, now).storm_held == 10
+    script = tmp_path / "killed_pass.py"
+    script.write_text(_KILLED_PASS, encoding="utf-8")
+    url = store.engine.url.render_as_string(hide_password=False)
+    at = window_end + timedelta(minutes=1)
+    killed = subprocess.run([sys.executable, str(script), url, at.isoformat()], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    digests = [m for m in smtp_server.messages if "Storm digest" in m.subject]
+    assert len(digests) == 1  # on the wire when the pass died
+    assert {r.state for r in all_outbox(store) if r.state is not OutboxState.SENT} == {OutboxState.SENDING}
+
+    _pass(store, at + timedelta(seconds=61))  # past the dead pass's 60 s lease
+    counts = delivery(store, smtp_server)
+    digests = [m for m in smtp_server.messages if "Storm digest" in m.subject]
+    summary.record(
+        f"kill -9 of a pass between the digest's accept and its sent mark [{store.engine.dialect.name}]",
+        "the next pass after the lease sends it once more; <= 1 duplicate, 0 lost",
+        f"digests received {len(digests)}; {counts}",
+        ok=counts.lost == 0 and counts.duplicates <= 1 and counts.due == counts.sent,
+    )
+    assert len(digests) == 2 and len({m.message["Message-ID"] for m in digests}) == 1
+    assert counts.due == counts.sent == 12 and counts.lost == 0 and counts.duplicates == 1, counts
