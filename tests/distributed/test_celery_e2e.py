@@ -454,7 +454,10 @@ def capture_problems(stack: CeleryStack) -> tuple[list[str], dict[str, Any]]:
         "AND state IN ('failed', 'up_for_retry') "
         "UNION SELECT dag_id, run_id, task_id, try_number FROM task_instance_history "
         "WHERE dag_id LIKE 'celery_int_%%' AND state IN ('failed', 'up_for_retry')"))
-    expected_entities = {(d, r, f"record-{n}") for d, r, _task, n in failed_tries}
+    # A try Airflow failed before its task body ran (e.g. its supervisor's Execution API calls timed out
+    # on a loaded machine) reported nothing itself: the scheduler's reconciliation must record it.
+    not_started = {key for key in failed_tries if not body_ran(env, *key)}
+    expected_entities = {(d, r, f"record-{n}") for d, r, _task, n in failed_tries - not_started}
     problems = []
     if not failed_runs:
         problems.append("no run finished failed: the load never happened")
@@ -465,7 +468,8 @@ def capture_problems(stack: CeleryStack) -> tuple[list[str], dict[str, Any]]:
         problems.append(f"TASK_FAILED: {sum(tries.values())} events for {len(tries)} tries; Airflow failed "
                         f"tries {len(failed_tries)}; missing {sorted(failed_tries - set(tries))[:3]}")
     not_by_task = Counter(sources[e.id] for e in events if e.kind is EventKind.TASK_FAILED
-                          and sources[e.id] != "task")
+                          and sources[e.id] != "task"
+                          and (e.dag_id, e.run_id, e.task_id, e.try_number) not in not_started)
     if not_by_task:
         problems.append(f"task failures not recorded by the task itself (ingest): {dict(not_by_task)}")
     if set(entities) != expected_entities or any(n != 1 for n in entities.values()):
@@ -473,8 +477,16 @@ def capture_problems(stack: CeleryStack) -> tuple[list[str], dict[str, Any]]:
     figures = {"failed_runs": len(failed_runs), "run_events": sum(runs.values()),
                "failed_tries": len(failed_tries), "try_events": sum(tries.values()),
                "entity_reports": len(expected_entities), "entity_events": sum(entities.values()),
-               "retried": sum(1 for _d, _r, _t, n in failed_tries if n > 1)}
+               "retried": sum(1 for _d, _r, _t, n in failed_tries if n > 1),
+               "failed_before_the_body_ran": len(not_started)}
     return problems, figures
+
+
+def body_ran(env: AirflowEnv, dag_id: str, run_id: str, task_id: str, try_number: int) -> bool:
+    """Whether this try's task body ran: its task log holds the error the body raises."""
+    log = env.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}" / \
+        f"attempt={try_number}.log"
+    return log.exists() and "the source returned a bad record" in log.read_text(errors="replace")
 
 
 def mail_problems(stack: CeleryStack) -> tuple[list[str], dict[str, Any]]:
