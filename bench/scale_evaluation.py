@@ -8,8 +8,9 @@ The store and Airflow's metadata database are databases of one throwaway Postgre
 every 10th paused, every 50th with an import error, every 5th with a running run. The DAG-status
 lookup is the real one, ``lookups.dags.dag_status_from_metadata_db``, through Airflow's own session.
 
-Each size (1,000 and 10,000 registered integrations, the same 100,000 events) runs in a child process
-of its own (``python -m bench.scale_evaluation --child ...``: Airflow reads its database URL at import).
+Each size (1,000 and 10,000 registered integrations, the same 100,000 events) is a template database;
+each measurement runs on a fresh copy of it (``CREATE DATABASE ... TEMPLATE``), in a child process of
+its own (``python -m bench.scale_evaluation --child ...``: Airflow reads its database URL at import).
 The events are the rows ``Store.record_events`` writes (same columns, capture keys, activity rows),
 inserted in bulk through SQLAlchemy Core, untimed: the capture path is item 3's, not this one's.
 The mix: 50 % task failures, 30 % run failures, 20 % entity reports, in groups of 10 events
@@ -41,6 +42,7 @@ from typing import Any
 from bench.common import NOW, migrated_store
 from bench.scale import (
     AIRFLOW_URL,
+    clone_database,
     count_round_trips,
     migrated_airflow_db,
     print_line,
@@ -236,10 +238,6 @@ def _measure(store_url: str, integrations: int, events: int, batch_size: int | N
     from airflow_failnotify.store import utcnow
 
     store = migrated_store(store_url)
-    register_teams(store, [dag_name(i) for i in range(integrations)], "bench_basic")
-    started = time.perf_counter()
-    insert_events(store, _records(integrations, events))
-    insert_seconds = time.perf_counter() - started
     status = dag_status_from_metadata_db([dag_name(i) for i in range(integrations)])
     paused = sum(1 for s in status.values() if s.is_paused)
     running = sum(1 for s in status.values() if s.has_running_run)
@@ -279,8 +277,17 @@ def _measure(store_url: str, integrations: int, events: int, batch_size: int | N
             "store_and_service": round(seconds - spent.get("lookup", 0.0) - spent.get("rules", 0.0), 3),
         },
         "dag_status": {"registered": len(status), "paused": paused, "running": running},
-        "insert_seconds": round(insert_seconds, 2),
     }
+
+
+def _prepare(store_url: str, integrations: int, events: int) -> float:
+    """A store with ``integrations`` registered and ``events`` new events (the template of a size)."""
+    started = time.perf_counter()
+    store = migrated_store(store_url)
+    register_teams(store, [dag_name(i) for i in range(integrations)], "bench_basic")
+    insert_events(store, _records(integrations, events))
+    store.engine.dispose()  # a template database must have no connection when it is copied
+    return round(time.perf_counter() - started, 1)
 
 
 def _child(args: dict[str, Any]) -> None:
@@ -316,14 +323,18 @@ def run(
             "airflow_db": {"migrate_seconds": round(migrate_seconds, 1), "seeded": seeded},
             "by_size": {},
             "one_evaluation": {},
+            "setup_seconds": {},
         }
         variants = [("by_size", None), ("one_evaluation", events)][: 2 if one_evaluation else 1]
-        for variant, batch_size in variants:
-            for size in sizes:
-                store_url = server.new_database(f"bench_scale_eval_{size}")
-                measure = {"step": "measure", "store_url": store_url, "integrations": size, "events": events}
-                out[variant][str(size)] = run_child(MODULE, {**measure, "batch_size": batch_size}, env)
-                server.drop_database(f"bench_scale_eval_{size}")
+        for size in sizes:
+            template = f"bench_scale_eval_template_{size}"
+            out["setup_seconds"][str(size)] = _prepare(server.new_database(template), size, events)
+            for variant, batch_size in variants:
+                copy = f"bench_scale_eval_{size}_{variant}"
+                measure = {"step": "measure", "integrations": size, "events": events}
+                measure.update(batch_size=batch_size, store_url=clone_database(server, template, copy))
+                out[variant][str(size)] = run_child(MODULE, measure, env)
+                server.drop_database(copy)
     finally:
         server.remove()
     if one_evaluation:
