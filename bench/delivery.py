@@ -20,7 +20,7 @@ import shutil
 import smtplib
 import statistics
 from collections.abc import Callable
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -57,7 +57,7 @@ def _store_copy(template: Path, target: Path) -> Any:
     return Store(create_store_engine(f"sqlite:///{target}", timeout=30))
 
 
-def _rendered_messages(template: Path, workdir: Path) -> list[EmailMessage]:
+def _rendered_messages(template: Path, workdir: Path) -> list[Message]:
     from airflow_failnotify.hooks.smtp import FailnotifySmtpHook
     from airflow_failnotify.service.passes import render_message
 

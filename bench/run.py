@@ -1,11 +1,13 @@
-"""`make bench`: every performance figure of issue 8, and the React app's page load (issue 16, item 7,
-bench/ui_pages.py), measured side by side in one run.
+"""`make bench`: every performance figure of issue 8, the React app's page load (issue 16, item 7,
+bench/ui_pages.py) and issue 17's scale figures on PostgreSQL (items 8 and 9, bench/scale_evaluation.py
+and bench/scale_delivery.py), measured side by side in one run.
 
     .venv/bin/python -m bench.run [--quick]
 
 Writes bench/results.json ({"machine": ..., "items": ...}) and prints a table (item, measured, target,
 met?). Items 1-6 are ratios of timings taken in this run on this machine; item 7 is seconds (p95 of a
-page load in Chromium). --quick shrinks every size (for a smoke test; its figures are not the issue's).
+page load in Chromium); items 8 and 9 are ms per event, and ratios of rates taken in this run. --quick
+shrinks every size (for a smoke test; its figures are not the issue's).
 """
 
 from __future__ import annotations
@@ -185,6 +187,51 @@ def _rows(items: dict[str, Any]) -> list[Row]:
             )
     else:
         rows.append(("7 React page load", u.get("reason", "error"), "p95 < 1 s", "n/a"))
+    rows.extend(_scale_rows(items["8_scale_evaluation"], items["9_scale_delivery"]))
+    return rows
+
+
+def _scale_rows(e: dict[str, Any], d: dict[str, Any]) -> list[Row]:
+    """Items 8 and 9 (issue 17): evaluation and delivery at scale, PostgreSQL."""
+    rows: list[Row] = []
+    if e.get("status") == "measured":
+        small, large = (e["by_size"][str(s)] for s in (e["sizes"][0], e["sizes"][-1]))
+        where = f"{e['events']:,} events, {large['integrations']:,} integrations"
+        trips = large["store_round_trips_per_event"]["statements"]
+        rows.append(
+            (
+                f"8 evaluation, {where}",
+                f"{large['ms_per_event']:.3f} ms/event ({large['seconds']:.1f} s, {large['evaluations']} "
+                f"evaluations, {trips} statements/event)",
+                "<= 0.2 ms/event",
+                _met(e["met"]["ms_per_event"]),
+            )
+        )
+        rows.append(
+            (
+                f"8 evaluation, {_size(large['integrations'])}/{_size(small['integrations'])} integrations",
+                f"{large['ms_per_event']:.3f} vs {small['ms_per_event']:.3f} ms/event = "
+                f"{e['ratio_largest_vs_smallest']:.2f}x "
+                f"(in one evaluation: {e.get('one_evaluation_ratio', float('nan')):.2f}x)",
+                "<= 1.2x",
+                _met(e["met"]["ratio"]),
+            )
+        )
+    else:
+        rows.append(("8 evaluation at scale", e.get("reason", "error"), "<= 0.2 ms/event", "n/a"))
+    if d.get("status") == "measured":
+        rate = d["mails_per_s"]
+        rows.append(
+            (
+                f"9 delivery {d['notifications']:,}, two passes/one",
+                f"{rate['2']:.0f} vs {rate['1']:.0f} mails/s = {d['speedup_two_vs_one']:.2f}x; "
+                f"{d['duplicates']} duplicates, {d['lost']} lost",
+                ">= 1.5x, 0 duplicates",
+                _met(d["met"] and not d["duplicates"] and not d["lost"]),
+            )
+        )
+    else:
+        rows.append(("9 delivery at scale", d.get("reason", "error"), ">= 1.5x", "n/a"))
     return rows
 
 
@@ -211,11 +258,11 @@ def main() -> None:
     home = isolate_environment()
     logging.disable(logging.WARNING)  # the pass logs one line per pass; keep the output to the table
 
-    from bench import delivery, evaluation, memory, others, pdf, ui_pages
+    from bench import delivery, evaluation, memory, others, pdf, scale_delivery, scale_evaluation, ui_pages
 
     quick = args.quick
     started = time.perf_counter()
-    print("failnotify bench: measuring (about 10-12 minutes)...", flush=True)
+    print("failnotify bench: measuring (about 20-25 minutes)...", flush=True)
     items: dict[str, Any] = {}
     items["1_delivery"] = _attempt(
         "1 delivery",
@@ -246,9 +293,25 @@ def main() -> None:
         "7 React page load",
         lambda: ui_pages.run(home / "ui", **({"dags": 100, "errors": 1_000, "loads": 5} if quick else {})),
     )
+    items["8_scale_evaluation"] = _attempt(
+        "8 evaluation at scale",
+        lambda: (
+            scale_evaluation.run(home / "scale_evaluation", sizes=(100, 1_000), events=2_000)
+            if quick
+            else scale_evaluation.run(home / "scale_evaluation")
+        ),
+    )
+    items["9_scale_delivery"] = _attempt(
+        "9 delivery at scale",
+        lambda: (
+            scale_delivery.run(home / "scale_delivery", pending=200, integrations=1_000, repeat=1)
+            if quick
+            else scale_delivery.run(home / "scale_delivery")
+        ),
+    )
     total = time.perf_counter() - started
     rows = _rows(items)
-    results = {
+    results: dict[str, Any] = {
         "machine": machine(),
         "command": "make bench (.venv/bin/python -m bench.run)" + (" --quick" if quick else ""),
         "total_wall_seconds": round(total, 1),

@@ -7,6 +7,7 @@ drives it over stdin/stdout, one JSON line per command:
     python -m bench.servers          -> prints {"smtp_host", "smtp_port", "token_url"}
     stdin "stats"                    -> {"messages", "authenticated", "mechanisms", "connections",
                                          "auth_successes", "auth_failures", "token_requests", ...}
+    stdin "message_ids"              -> {"message_ids": [the Message-ID header of every message, in order]}
     stdin "clear"                    -> forget messages, counters, token requests
     stdin "quit"                     -> stop
 """
@@ -53,6 +54,9 @@ def _serve() -> None:
                     "token_requests": tokens.request_count,
                 }
                 print(json.dumps(stats), flush=True)
+            elif command == "message_ids":
+                ids = [str(m.message.get("Message-ID", "")) for m in list(smtp.messages)]
+                print(json.dumps({"message_ids": ids}), flush=True)
             elif command == "clear":
                 smtp.clear()
                 tokens.reset()
@@ -111,6 +115,17 @@ class MailServers:
     def stats(self) -> dict[str, Any]:
         self._send("stats")
         return self._read()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the server process has used so far."""
+        from bench.scale import process_cpu_seconds
+
+        assert self._proc is not None
+        return process_cpu_seconds(self._proc.pid)
+
+    def message_ids(self) -> list[str]:
+        self._send("message_ids")
+        return [str(i) for i in self._read()["message_ids"]]
 
     def clear(self) -> None:
         self._send("clear")

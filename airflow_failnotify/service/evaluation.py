@@ -50,12 +50,14 @@ def evaluate(
     batch_size: int = 5000,
 ) -> EvaluationOutcome:
     """One evaluation: at most ``batch_size`` new events; a crash halfway writes nothing."""
-    registrations = store.list_registrations()
-    dag_ids = [r.dag_id_for(d) for r in registrations for d in r.directions()]
+    dag_ids = sorted(store.registered_dag_ids())
     status = dict(dag_status(dag_ids)) if dag_ids else {}
     with store.evaluation(batch_size=batch_size) as unit:
         result = rules_fn(unit.registrations, unit.states, unit.events, status, now)
         by_name = {r.integration: r for r in unit.registrations}
+        # One read of what the drafts' writes ask (covered events, existing keys, failed tasks).
+        job_runs = [(e.dag_id, e.run_id) for d in result.drafts if d.kind in JOB_KINDS for e in d.events]
+        unit.read_ahead(result.drafts, job_runs)
         written = [kept for kept in (_write(unit, by_name, draft, now) for draft in result.drafts) if kept]
         # The rules return the state of every registered direction and nothing else: what they
         # leave out (an unregistered integration, a removed backward DAG) is forgotten.
@@ -87,10 +89,10 @@ def _write(
     message_id = message_id_for(kept.dedupe_key)
     held_until = silenced_until(unit.active_silences(now), kept.integration)
     state = OutboxState.PENDING if held_until is None else OutboxState.SILENCED
-    written = unit.add_notification(
+    added = unit.add_notification(
         kept, settings, dag_id, message_id=message_id, now=now, state=state, hold_until=held_until
     )
-    return kept if written is not None else None
+    return kept if added else None
 
 
 def silenced_until(silences: Mapping[str, datetime], integration: str) -> datetime | None:

@@ -185,7 +185,8 @@ class CurrentConfiguration:
         self._store = store
 
     def __call__(self, rows: Sequence[OutboxItem]) -> Sequence[OutboxItem]:
-        registrations = {r.integration: r for r in self._store.list_registrations()}
+        names = {row.integration for row in rows}
+        registrations = {r.integration: r for r in self._store.registrations_of(names)}
         current = []
         for row in rows:
             registration = registrations.get(row.integration)

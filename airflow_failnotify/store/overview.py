@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from airflow_failnotify.core.model import Direction, EventKind, FailureEvent, OutboxState
@@ -22,23 +22,42 @@ def read_task_failures(conn: Connection, runs: Iterable[tuple[str, str]]) -> lis
     Task-side records and the ones the scheduler reconciled for a failed run (killed hard) alike: a
     job failure lists them, in mails and in Error Management.
     """
+    wanted = set(runs)
+    return ordered_task_failures(read_task_failures_by_run(conn, wanted), wanted)
+
+
+def read_task_failures_by_run(
+    conn: Connection, runs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], list[FailureEvent]]:
+    """The final task failures of each of these (dag_id, run_id) runs (an empty list for a run with
+    none), read ``_CHUNK`` runs per query."""
     wanted = sorted(set(runs))
-    out: list[FailureEvent] = []
-    for dag_id in sorted({dag for dag, _ in wanted}):
-        run_ids = sorted({run for dag, run in wanted if dag == dag_id})
-        for start in range(0, len(run_ids), _CHUNK):
-            rows = conn.execute(
-                select(t.event)
-                .where(
-                    t.event.c.dag_id == dag_id,
-                    t.event.c.run_id.in_(run_ids[start : start + _CHUNK]),
-                    t.event.c.kind == EventKind.TASK_FAILED.value,
-                    t.event.c.is_final.is_(True),
-                )
-                .order_by(t.event.c.occurred_at, t.event.c.id)
+    out: dict[tuple[str, str], list[FailureEvent]] = {run: [] for run in wanted}
+    for start in range(0, len(wanted), _CHUNK):
+        rows = conn.execute(
+            select(t.event).where(
+                tuple_(t.event.c.dag_id, t.event.c.run_id).in_(wanted[start : start + _CHUNK]),
+                t.event.c.kind == EventKind.TASK_FAILED.value,
+                t.event.c.is_final.is_(True),
             )
-            out.extend(event_from_row(row) for row in rows)
+        )
+        for row in rows:
+            out[(row.dag_id, row.run_id)].append(event_from_row(row))
     return out
+
+
+def ordered_task_failures(
+    by_run: Mapping[tuple[str, str], Sequence[FailureEvent]], runs: Iterable[tuple[str, str]]
+) -> list[FailureEvent]:
+    """The failures of ``runs`` out of ``by_run``: DAG by DAG (sorted), each DAG's oldest first."""
+    of_dag: dict[str, list[FailureEvent]] = {}
+    for run in sorted(set(runs)):
+        of_dag.setdefault(run[0], []).extend(by_run[run])
+    return [
+        event
+        for dag_id in sorted(of_dag)
+        for event in sorted(of_dag[dag_id], key=lambda e: (e.occurred_at, e.id))
+    ]
 
 
 class OverviewStore(StoreBase):

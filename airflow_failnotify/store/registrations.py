@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from airflow_failnotify.core import audit
 from airflow_failnotify.core.config import ConfigValidationError, check_dag_conflicts
-from airflow_failnotify.core.model import Direction, OutboxState, Registration
+from airflow_failnotify.core.model import Direction, DirectionSettings, OutboxState, Registration
 from airflow_failnotify.store import tables as t
 from airflow_failnotify.store.audit import write_audit
 from airflow_failnotify.store.codecs import settings_from_row, settings_row
@@ -20,26 +20,54 @@ from airflow_failnotify.store.records import ImportPlan
 from airflow_failnotify.store.session import StoreBase, utcnow
 
 
-def read_registrations(conn: Connection, integration: str | None = None) -> list[Registration]:
+def read_registrations(
+    conn: Connection, integration: str | None = None, *, among: Collection[str] | None = None
+) -> list[Registration]:
+    """Every registration, by name; only ``integration``'s, or only those ``among`` these names."""
+    if among is None:
+        return _read(conn, None if integration is None else [integration])
+    names = sorted(set(among))
+    chunks = (names[start : start + _CHUNK] for start in range(0, len(names), _CHUNK))
+    return [reg for chunk in chunks for reg in _read(conn, chunk)]
+
+
+#: Names per IN list when reading some registrations.
+_CHUNK = 500
+#: The direction_config columns a direction's settings are made of.
+_SETTINGS_COLUMNS = tuple(
+    c.name for c in t.direction_config.columns if c.name not in ("integration", "direction", "dag_id")
+)
+
+
+def _read(conn: Connection, names: Sequence[str] | None) -> list[Registration]:
     query = select(t.registration).order_by(t.registration.c.integration)
-    if integration is not None:
-        query = query.where(t.registration.c.integration == integration)
+    if names is not None:
+        query = query.where(t.registration.c.integration.in_(names))
     regs = conn.execute(query).all()
     if not regs:
         return []
     cfg_query = select(t.direction_config)
-    if integration is not None:
-        cfg_query = cfg_query.where(t.direction_config.c.integration == integration)
+    if names is not None:
+        cfg_query = cfg_query.where(t.direction_config.c.integration.in_(names))
     configs: dict[tuple[str, str], Any] = {
         (row.integration, row.direction): row for row in conn.execute(cfg_query)
     }
+    # Integrations of one team tend to share their settings: each distinct row is decoded once.
+    decoded: dict[tuple[Any, ...], DirectionSettings] = {}
+
+    def settings_of(config: Any) -> DirectionSettings:
+        key = tuple(getattr(config, name) for name in _SETTINGS_COLUMNS)
+        if key not in decoded:
+            decoded[key] = settings_from_row(config)
+        return decoded[key]
+
     out = []
     for row in regs:
-        forward = settings_from_row(configs[(row.integration, Direction.FORWARD.value)])
+        forward = settings_of(configs[(row.integration, Direction.FORWARD.value)])
         backward_row = configs.get((row.integration, Direction.BACKWARD.value))
         backward = None
         if not row.same_for_backward and backward_row is not None:
-            backward = settings_from_row(backward_row)
+            backward = settings_of(backward_row)
         out.append(
             Registration(
                 integration=row.integration,
@@ -125,6 +153,13 @@ class RegistrationStore(StoreBase):
     def list_registrations(self) -> list[Registration]:
         with self._connect() as conn:
             return read_registrations(conn)
+
+    def registrations_of(self, integrations: Collection[str]) -> list[Registration]:
+        """The registrations of these integrations (the unregistered ones are left out), by name."""
+        if not integrations:
+            return []
+        with self._connect() as conn:
+            return read_registrations(conn, among=integrations)
 
     def get_registration(self, integration: str) -> Registration | None:
         with self._connect() as conn:

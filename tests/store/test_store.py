@@ -108,6 +108,16 @@ def test_registration_round_trip_update_keeps_registered_at(store: Store) -> Non
     assert store.save_registration(reg(subject_prefix="[X]")).unchanged == ["sync_a"]
 
 
+def test_registrations_of_reads_only_the_named_integrations(store: Store) -> None:
+    store.save_registrations(
+        [reg("sync_a"), reg("sync_b", backward_integration="sync_b_back"), reg("sync_c")]
+    )
+    found = store.registrations_of({"sync_c", "sync_b", "not_registered"})
+    assert [r.integration for r in found] == ["sync_b", "sync_c"]
+    assert found == [r for r in store.list_registrations() if r.integration in {"sync_b", "sync_c"}]
+    assert store.registrations_of([]) == []
+
+
 def test_dag_conflict_with_stored_registration_writes_nothing(store: Store) -> None:
     store.save_registration(reg("sync_a", backward_integration="sync_b"))
     with pytest.raises(ConfigValidationError, match="already used by integration 'sync_a'"):
