@@ -4,7 +4,7 @@ The tests that start a whole Airflow, or bound how long real processes take, run
 session at normal priority. Every other test runs at the same time in a second session, niced, so it
 takes only the CPU the first leaves idle: an Airflow stack spends most of its time waiting for its
 scheduler, and the rest of the suite is CPU-bound. Measured on 2 cores: the whole suite in one session
-took 17m34s; side by side, 13m46s (foreground 13m39s, background 11m54s with the Celery case added).
+took 17m34s; side by side, 10m47s (foreground 10m43s, background 7m10s, the Celery short case included).
 
 Both sessions must pass. The foreground session prints as it goes; the background one writes to
 ``test-artifacts/pytest-background.log``, printed once the foreground session is done.
