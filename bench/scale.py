@@ -134,18 +134,6 @@ def print_line(message: dict[str, Any]) -> None:
     print(json.dumps(message, default=str), flush=True)
 
 
-def clone_database(server: PostgresServer, template: str, name: str) -> str:
-    """``CREATE DATABASE name TEMPLATE template`` (no one may be connected to it): its URL."""
-    conn = server._admin()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        conn.close()
-    return server.url_for(name)
-
-
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (``/proc/<pid>/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -36,7 +36,6 @@ from typing import Any
 from bench.common import NOW, migrated_store, no_status
 from bench.delivery import BASIC, _set_conn
 from bench.scale import (
-    clone_database,
     count_round_trips,
     machine_cpu,
     print_line,
@@ -210,7 +209,7 @@ def run(
             )
             for round_no in range(repeat):
                 for passes in (1, 2):
-                    url = clone_database(server, TEMPLATE, f"bench_scale_delivery_{round_no}_{passes}")
+                    url = server.new_database(f"bench_scale_delivery_{round_no}_{passes}", template=TEMPLATE)
                     rounds[str(passes)].append(_passes(server, servers, url, passes))
                     server.drop_database(f"bench_scale_delivery_{round_no}_{passes}")
     finally:

@@ -42,7 +42,6 @@ from typing import Any
 from bench.common import NOW, migrated_store
 from bench.scale import (
     AIRFLOW_URL,
-    clone_database,
     count_round_trips,
     migrated_airflow_db,
     print_line,
@@ -332,7 +331,7 @@ def run(
             for variant, batch_size in variants:
                 copy = f"bench_scale_eval_{size}_{variant}"
                 measure = {"step": "measure", "integrations": size, "events": events}
-                measure.update(batch_size=batch_size, store_url=clone_database(server, template, copy))
+                measure.update(batch_size=batch_size, store_url=server.new_database(copy, template=template))
                 out[variant][str(size)] = run_child(MODULE, measure, env)
                 server.drop_database(copy)
     finally:

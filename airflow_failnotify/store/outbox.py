@@ -75,7 +75,8 @@ class OutboxStore(StoreBase):
                         t.outbox.c.state == OutboxState.PENDING.value,
                         or_(t.outbox.c.hold_until.is_(None), t.outbox.c.hold_until <= now),
                     ),
-                    and_(_expired(now), t.outbox.c.claimed_by.not_like(f"%{DIGEST_CLAIM}%")),
+                    and_(_expired(now), or_(t.outbox.c.claimed_by.is_(None),
+                                            t.outbox.c.claimed_by.not_like(f"%{DIGEST_CLAIM}%"))),
                 )
             )
             .order_by(t.outbox.c.id)
