@@ -20,7 +20,7 @@ from airflow_failnotify.core.outbox import Clock, OpenTransport, SentJournal
 from airflow_failnotify.core.storm import recipient_key
 from airflow_failnotify.exceptions import StoreNotReadyError, StoreUnavailableError
 from airflow_failnotify.lookups.dags import DagStatusProvider, dag_status_from_metadata_db
-from airflow_failnotify.service.evaluation import evaluate as evaluate_rules
+from airflow_failnotify.service.evaluation import evaluate_backlog
 from airflow_failnotify.service.rendering import MailRenderer, render_message
 from airflow_failnotify.service.sent_journal import FileJournal
 from airflow_failnotify.service.silences import release_expired
@@ -152,7 +152,7 @@ IMMEDIATE = "immediate"  # the trigger name of passes the immediate path starts 
 
 
 def _evaluate(store: Store, summary: PassSummary, dag_status: DagStatusProvider, clock: Clock) -> None:
-    outcome = evaluate_rules(store, rules.evaluate, dag_status, now=clock())
+    outcome = evaluate_backlog(store, rules.evaluate, dag_status, clock=clock)
     summary.evaluated_events += outcome.evaluated_events
     summary.due += len(outcome.outbox_ids)
 

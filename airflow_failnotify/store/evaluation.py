@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from airflow_failnotify.core.model import (
@@ -236,8 +236,12 @@ class EvaluationUnit:
 
 class EvaluationStore(StoreBase):
     @contextmanager
-    def evaluation(self, *, batch_size: int = 5000) -> Iterator[EvaluationUnit]:
-        """Lock the evaluation, read registrations, rule state and up to ``batch_size`` new events."""
+    def evaluation(self, *, batch_size: int = 5000, only_touched: bool = False) -> Iterator[EvaluationUnit]:
+        """Lock the evaluation, read up to ``batch_size`` new events, the registrations and the rule state.
+
+        ``only_touched``: the registrations and rule state of the integrations those events name, and no
+        other (what the backlog's later batches need: the rules over every direction ran in the first).
+        """
         with self._begin() as conn:
             lock = select(t.evaluation_lock).where(t.evaluation_lock.c.name == "evaluation")
             if self.is_postgres:
@@ -252,33 +256,47 @@ class EvaluationStore(StoreBase):
                     .limit(batch_size)
                 )
             ]
-            registrations = read_registrations(conn)
-            states, stored = _read_states(conn)
+            among = {e.integration for e in events} if only_touched else None
+            registrations = read_registrations(conn, among=among)
+            states, stored = _read_states(conn, among)
             yield EvaluationUnit(conn, registrations, states, events, stored_states=stored)
 
 
-def _read_states(conn: Connection) -> tuple[dict[StateKey, DirectionState], dict[StateKey, dict[str, Any]]]:
-    """The rule state of every direction (with its counted failures and last activity), and the
-    direction_state rows it was read from."""
+def _read_states(
+    conn: Connection, among: Collection[str] | None = None
+) -> tuple[dict[StateKey, DirectionState], dict[StateKey, dict[str, Any]]]:
+    """The rule state of every direction (with its counted failures and last activity), or only of the
+    integrations ``among`` these names, and the direction_state rows it was read from."""
     states: dict[StateKey, DirectionState] = {}
     stored: dict[StateKey, dict[str, Any]] = {}
-    for row in conn.execute(select(t.direction_state)):
+    for row in _rows_of(conn, t.direction_state, among):
         key = (row.integration, Direction(row.direction))
         states[key] = state_from_row(row)
         stored[key] = dict(row._mapping)
-    counted_ids: Collection[int] = {
-        i for state in states.values() for i in state.consecutive_failure_event_ids
-    }
+    counted_ids = sorted({i for state in states.values() for i in state.consecutive_failure_event_ids})
     if counted_ids:
         counted = {
             row.id: event_from_row(row)
-            for row in conn.execute(select(t.event).where(t.event.c.id.in_(sorted(counted_ids))))
+            for start in range(0, len(counted_ids), _CHUNK)
+            for row in conn.execute(
+                select(t.event).where(t.event.c.id.in_(counted_ids[start : start + _CHUNK]))
+            )
         }
         for key, state in states.items():
             failures = tuple(counted[i] for i in state.consecutive_failure_event_ids if i in counted)
             states[key] = replace(state, counted_failures=failures)
-    for row in conn.execute(select(t.activity)):
+    for row in _rows_of(conn, t.activity, among):
         key = (row.integration, Direction(row.direction))
         base = states.get(key) or DirectionState(integration=key[0], direction=key[1])
         states[key] = replace(base, last_activity_at=row.last_activity_at)
     return states, stored
+
+
+def _rows_of(conn: Connection, table: Table, among: Collection[str] | None) -> Iterator[Any]:
+    """Every row of ``table``, or those of the integrations ``among`` these names."""
+    if among is None:
+        yield from conn.execute(select(table))
+        return
+    names = sorted(among)
+    for start in range(0, len(names), _CHUNK):
+        yield from conn.execute(select(table).where(table.c.integration.in_(names[start : start + _CHUNK])))
