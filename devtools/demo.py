@@ -528,7 +528,8 @@ class Demo:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(f"{self.base_url}{path}", data=data, headers=headers, method=method)
         # On SQLite the api-server answers 500 when the scheduler holds the metadata DB's write lock
-        # ("database is locked"); that passes, so a few retries make the demo robust on small machines.
+        # ("database is locked"), and late on a loaded machine; both pass, so a few retries make the
+        # demo robust on small machines.
         for attempt in range(5):
             try:
                 with urllib.request.urlopen(req, timeout=timeout) as response:
@@ -536,6 +537,10 @@ class Demo:
                 return json.loads(payload) if payload else None
             except urllib.error.HTTPError as err:
                 if err.code < 500 or attempt == 4:
+                    raise
+            except (TimeoutError, ConnectionError):  # a busy machine: the api-server answers late
+                # A POST may have been done (a second dag run); the others are safe to repeat.
+                if attempt == 4 or (method == "POST" and path != "/auth/token"):
                     raise
             time.sleep(1 + attempt)
         return None  # pragma: no cover - the loop returns or raises
