@@ -33,7 +33,8 @@ from airflow_failnotify.listeners import watchdog
 from airflow_failnotify.service.watchdog import Watchdog
 from airflow_failnotify.store import get_store
 
-mode, seconds, min_forks = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+mode, seconds = sys.argv[1], float(sys.argv[2])
+min_forks = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 
 
 class Job:  # what on_starting receives in a scheduler (the listener checks the class name)
