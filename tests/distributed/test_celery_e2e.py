@@ -12,7 +12,7 @@ reach the store only through the ingest API), and one Celery worker on queue ``f
 URL and the SMTP connection, to which a cluster policy (``airflow_local_settings.py``) routes the
 notification DAG. Mail goes to the dev SMTP server in the test process.
 
-The DAGs (tests/distributed/celery_dags) fail every minute for the window. Then they are
+The DAGs (tests/distributed/celery_dags) fail every minute for the window (or once). Then they are
 paused, the work drains, final notification passes run on the ``failnotify`` worker, and the test checks:
 
 - capture: every run Airflow finished failed is exactly one RUN_FAILED event; every failed task try is
