@@ -465,12 +465,12 @@ def capture_problems(stack: CeleryStack) -> tuple[list[str], dict[str, Any]]:
     # Counted and printed; any other try Airflow does not list is still a problem.
     by_key = {(e.dag_id, e.run_id, e.task_id, e.try_number): e
               for e in events if e.kind is EventKind.TASK_FAILED}
-    renumbered = {key: airflow_states(stack, *key) for key in set(tries) - failed_tries
+    without_history = {key: airflow_states(stack, *key) for key in set(tries) - failed_tries
                   if sources[by_key[key].id] == "scheduler" and not body_ran(env, *key)
                   and retried_without_history(stack, *key)}
-    for key, states in renumbered.items():
+    for key, states in without_history.items():
         print(f"a try failed while queued, with no history row in Airflow: {key}: {states}")
-    tries = Counter({key: n for key, n in tries.items() if key not in renumbered})
+    tries = Counter({key: n for key, n in tries.items() if key not in without_history})
     problems = []
     if not failed_runs:
         problems.append("no run finished failed: the load never happened")
@@ -485,7 +485,7 @@ def capture_problems(stack: CeleryStack) -> tuple[list[str], dict[str, Any]]:
     not_by_task = Counter(sources[e.id] for e in events if e.kind is EventKind.TASK_FAILED
                           and sources[e.id] != "task"
                           and (e.dag_id, e.run_id, e.task_id, e.try_number) not in not_started
-                          and (e.dag_id, e.run_id, e.task_id, e.try_number) not in renumbered)
+                          and (e.dag_id, e.run_id, e.task_id, e.try_number) not in without_history)
     if not_by_task:
         problems.append(f"task failures not recorded by the task itself (ingest): {dict(not_by_task)}")
     if set(entities) != expected_entities or any(n != 1 for n in entities.values()):
@@ -495,7 +495,7 @@ def capture_problems(stack: CeleryStack) -> tuple[list[str], dict[str, Any]]:
                "entity_reports": len(expected_entities), "entity_events": sum(entities.values()),
                "retried": sum(1 for _d, _r, _t, n in failed_tries if n > 1),
                "failed_before_the_body_ran": len(not_started),
-               "failed_while_queued_no_airflow_history": len(renumbered)}
+               "failed_while_queued_no_airflow_history": len(without_history)}
     return problems, figures
 
 
