@@ -725,20 +725,12 @@ def quiet_mail_log(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.soak
 @pytest.mark.timeout(45 * 60)
 @pytest.mark.usefixtures("quiet_mail_log")
+@pytest.mark.parametrize("minutes", [SHORT_MINUTES, MINUTES], ids=lambda minutes: f"{minutes}min")
 def test_celery_executor_two_workers_without_store_url_two_schedulers(
-    celery_home: tuple[AirflowEnv, str, str], postgres_server: PostgresServer, summary: Summary,
+    celery_home: tuple[AirflowEnv, str, str], postgres_server: PostgresServer, summary: Summary, minutes: int,
 ) -> None:
-    run_case(celery_home, postgres_server, summary, integrations=INTEGRATIONS, minutes=MINUTES)
-
-
-@pytest.mark.soak
-@pytest.mark.timeout(20 * 60)
-@pytest.mark.usefixtures("quiet_mail_log")
-def test_celery_executor_two_minutes_of_failures(
-    celery_home: tuple[AirflowEnv, str, str], postgres_server: PostgresServer, summary: Summary,
-) -> None:
-    """The same INTEGRATIONS failing every minute, for SHORT_MINUTES minutes (about 4 minutes alone)."""
-    run_case(celery_home, postgres_server, summary, integrations=INTEGRATIONS, minutes=SHORT_MINUTES)
+    """INTEGRATIONS failing every minute: SHORT_MINUTES (about 4 minutes alone), then MINUTES."""
+    run_case(celery_home, postgres_server, summary, integrations=INTEGRATIONS, minutes=minutes)
 
 
 @pytest.mark.timeout(10 * 60)  # in make test's background session (devtools/run_suite.py)
