@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--no-evaluate", action="store_true", help="only deliver what is already due")
     run.set_defaults(func=_run)
 
-    evaluate = subparsers.add_parser("evaluate", help="run the rules once and print what became due")
+    evaluate = subparsers.add_parser(
+        "evaluate", help="run the rules over the new events, as a pass does, and print what became due"
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(func=_evaluate)
 
@@ -43,11 +45,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from airflow_failnotify.lookups.dags import dag_status_from_metadata_db
-    from airflow_failnotify.service.evaluation import evaluate
+    from airflow_failnotify.service.evaluation import evaluate_backlog
     from airflow_failnotify.store import get_store, utcnow
 
     store = get_store()
-    outcome = evaluate(store, rules.evaluate, dag_status_from_metadata_db, now=utcnow())
+    # What a pass evaluates: the whole backlog (up to its bound), not one batch.
+    outcome = evaluate_backlog(store, rules.evaluate, dag_status_from_metadata_db, clock=utcnow)
     due = []
     for draft in outcome.drafts:
         registration = store.get_registration(draft.integration)

@@ -100,14 +100,18 @@ def reconcile_records(
 
 
 def record_run_failure(dag_run: Any, msg: str | None) -> None:
-    """Record the failed run and, reconciling, its failed task instances that no event recorded."""
+    """Record the failed run and, reconciling, its failed task instances that no event recorded.
+
+    One transaction holds both, so an evaluation never sees the run's failure without the task failures
+    reconciled for it (its "Job failed" mail would list no failed task), and a scheduler killed between
+    the two writes cannot leave it so either.
+    """
     dag_id = dag_run.dag_id
     run_failed = run_record(dag_run, failed=True, msg=msg)
 
     def action(sink: CaptureSink) -> int | None:
         if sink.lookup_dag(dag_id) is None:
             return None
-        sink.record_events([run_failed])
         # Reconciliation: failed task instances of the run that no event recorded (killed hard, or
         # capture unavailable on their host: then an Error Management row names the host).
         unavailable: list[str] = []
@@ -116,12 +120,14 @@ def record_run_failure(dag_run: Any, msg: str | None) -> None:
         for reason in unavailable:
             if store is not None:
                 store.log_error("capture", reason, integration=dag_id)
-        return sink.record_events(missing) if missing else 0
+        # The tasks' failures before the run's, as they happened.
+        sink.record_events([*missing, run_failed])
+        return len(missing)
 
     def spooled() -> list[EventRecord]:
         # Without the store we cannot tell which ones the tasks recorded: spool them all; the ones
         # already recorded share their capture key and are ignored when the spool is replayed.
-        return [run_failed, *reconcile_records(dag_run, set())]
+        return [*reconcile_records(dag_run, set()), run_failed]
 
     ok, reconciled = writing.write(action, spooled)
     if ok and reconciled:

@@ -8,10 +8,10 @@ Job failures (immediate and threshold) carry the failed task instances of each r
 read here, in the evaluation's transaction, and kept in the outbox payload (a re-send says the same).
 Why then and not when the mail is rendered: a run fails only after its failed tasks' processes
 have exited (their own events are written by then), and the scheduler records the failed task
-instances no task reported (killed hard) right after the run's own event; an evaluation that runs
-between those two writes lists what was recorded so far, and a run with none reads "no task
-failed (e.g. a run timeout or a manual mark)". Reading at render time would not be truer: the rows
-are those of the same table, and the payload keeps every send of one notification identical.
+instances no task reported (killed hard) in the same transaction as the run's own event
+(listeners/reconcile.py); a run with none reads "no task failed (e.g. a run timeout or a manual
+mark)". Reading at render time would not be truer: the rows are those of the same table, and the
+payload keeps every send of one notification identical.
 """
 
 from __future__ import annotations

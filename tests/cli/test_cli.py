@@ -208,3 +208,44 @@ def test_audit_list_filters_by_integration_and_prints_each_change(
     assert "    smtp_conn_id: None -> 'mail_oauth'" in out
     code, out, _ = run(capsys, "audit", "list", "--integration", "other")
     assert code == 0 and "no configuration change recorded for other" in out
+
+
+def test_evaluate_takes_the_whole_backlog_as_a_pass_does(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More new events than one batch (DEFAULT_BATCH): `failnotify evaluate` evaluates them all."""
+    import json
+    from datetime import datetime, timezone
+
+    from airflow_failnotify.core.config import parse_registration
+    from airflow_failnotify.core.model import EventKind
+    from airflow_failnotify.lookups import dags
+    from airflow_failnotify.service.evaluation import DEFAULT_BATCH
+    from airflow_failnotify.store import EventRecord
+
+    # Airflow's metadata database is not set up in this AIRFLOW_HOME: no DAG is paused or running.
+    monkeypatch.setattr(dags, "dag_status_from_metadata_db", lambda dag_ids: {})
+    run(capsys, "db", "migrate")
+    store = get_store()
+    store.save_registration(parse_registration(
+        {"integration": "sync_a", "smtp_conn_id": "mail", "recipients": "ops@example.com",
+         "subject_prefix": "[CLI]", "global": {"enabled": True, "notify_immediately": True}}))
+    now = datetime.now(timezone.utc)
+    retried = [  # tries that will be retried: no notification of their own
+        EventRecord(kind=EventKind.TASK_FAILED, dag_id="sync_a", run_id=f"r{i}", occurred_at=now,
+                    source="task", task_id="load", try_number=1, max_tries=1, is_final=False,
+                    error_message="ValueError: retried")
+        for i in range(DEFAULT_BATCH)
+    ]
+    failed_run = EventRecord(kind=EventKind.RUN_FAILED, dag_id="sync_a", run_id="r_last", occurred_at=now,
+                             source="scheduler", error_message="task_failure")
+    assert store.record_events([*retried, failed_run]) == DEFAULT_BATCH + 1
+
+    code, out, _ = run(capsys, "evaluate", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["evaluated_events"] == DEFAULT_BATCH + 1
+    assert [(d["kind"], d["integration"]) for d in result["due"]] == [("global_immediate", "sync_a")]
+    assert result["due"][0]["subject"].startswith("[CLI]")
+    code, out, _ = run(capsys, "evaluate")
+    assert (code, out.splitlines()[0]) == (0, "0 new event(s) evaluated, 0 notification(s) due")
