@@ -70,7 +70,7 @@ def test_real_scheduler_records_task_failure_run_failure_and_killed_task(airflow
         env.airflow("dags", "unpause", DAG_ID)
         env.airflow("dags", "trigger", DAG_ID, "--run-id", "manual_capture_1")
         try:
-            # The run failure and the reconciled (killed) task are two writes: wait for both.
+            # The run failure and the reconciled (killed) task are one write (listeners/reconcile.py).
             wait_for(lambda: _recorded(env), timeout=150, interval=1, what="RUN_FAILED and killed recorded")
         except TimeoutError:
             pytest.fail("run or killed task not recorded failed in time\n--- scheduler\n"
