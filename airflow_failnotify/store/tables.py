@@ -200,6 +200,8 @@ outbox = Table(
 )
 Index("ix_failnotify_outbox_state", outbox.c.state, outbox.c.id)
 Index("ix_failnotify_outbox_hold", outbox.c.state, outbox.c.hold_until)
+# Migration 0005: the rows one integration-direction sent since a time (repeat interval, storm cap).
+Index("ix_failnotify_outbox_sent", outbox.c.integration, outbox.c.direction, outbox.c.sent_at)
 
 # Which failures a notification covers; the primary key is "a failure appears in at most one
 # notification of each kind, ever".

@@ -87,7 +87,7 @@ def test_unmigrated_store_gives_the_one_clear_message(tmp_path) -> None:  # type
 
 
 def test_migrate_is_idempotent(store: Store) -> None:
-    assert store.migrate() == ("0004", "0004")
+    assert store.migrate() == ("0005", "0005")
 
 
 def test_registration_round_trip_update_keeps_registered_at(store: Store) -> None:
