@@ -6,18 +6,21 @@ passes are the real run_notification_pass against the real DevSmtpServer.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from airflow_failnotify.core.config import parse_registration
 from airflow_failnotify.core.model import EventKind, OutboxState
 from airflow_failnotify.store import EventRecord, Store
 from devtools.smtp_server import DevSmtpServer
+from tests.fixtures.airflow_env import REPO_ROOT
 
 NOW = datetime.now(timezone.utc)
 
@@ -240,3 +243,46 @@ MAIL_HEADERS = frozenset(
         "x-rcptto",
     }
 )
+
+
+# A pass in its own process that sends its first mail and is then killed -9 at the worst moment: the
+# SMTP server has accepted the mail, the store has not marked it sent, the host journal has nothing.
+_KILLED_AFTER_THE_FIRST_ACCEPT = """
+import os, signal, sys
+from contextlib import contextmanager
+from datetime import datetime
+
+from airflow_failnotify.channels.email import open_email_transport
+from airflow_failnotify.service.passes import run_notification_pass
+from airflow_failnotify.store import Store
+from airflow_failnotify.store.engine import create_store_engine
+
+store = Store(create_store_engine(sys.argv[1], timeout=10))
+at = datetime.fromisoformat(sys.argv[2])
+
+
+@contextmanager
+def killed_after_the_first_accept(conn_id):
+    with open_email_transport(conn_id) as transport:
+        class Killed:
+            def send(self, notification):
+                transport.send(notification)
+                os.kill(os.getpid(), signal.SIGKILL)
+        yield Killed()
+
+
+run_notification_pass(trigger="cli", store=store, dag_status=lambda ids: {}, clock=lambda: at,
+                      open_transport=killed_after_the_first_accept)
+"""
+
+
+
+def pass_killed_after_the_first_accept(store: Store, at: datetime, workdir: Path) -> None:
+    """A pass at ``at`` in a process of its own, killed -9 right after the server accepts its first mail
+    (a mail the server refused does not count); asserts it died so."""
+    script = workdir / "killed_pass.py"
+    script.write_text(_KILLED_AFTER_THE_FIRST_ACCEPT, encoding="utf-8")
+    url = store.engine.url.render_as_string(hide_password=False)
+    killed = subprocess.run([sys.executable, str(script), url, at.isoformat()], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from airflow_failnotify.core.model import OutboxState
@@ -18,6 +19,7 @@ from tests.reliability.helpers import (
     delivery,
     entity_failed,
     no_status,
+    pass_killed_after_the_first_accept,
     register,
     run_failed,
     task_failed,
@@ -186,3 +188,41 @@ def test_a_combined_mail_refused_as_too_big_goes_out_as_its_parts(
     rows = all_outbox(store)
     assert [r.attempts for r in rows] == [1, 1, 1], "the refusal of the whole is no failed attempt of a part"
     assert len({r.sent_message_id for r in rows}) == 3 and not any(r.last_error for r in rows)
+
+
+def test_a_pass_killed_between_the_parts_of_a_split_mail_leaves_one_duplicate_and_loses_nothing(
+    store: Store, smtp_connection: Callable[..., str], summary: Summary, tmp_path: Path
+) -> None:
+    """The combined mail of the case above, refused as too big, goes out as its parts; the pass is killed
+    -9 right after the server accepted the first part, before its "sent" mark. Both rows stay claimed
+    until the lease ends; the next pass splits them again and sends both parts: the first once more
+    (the mail that was on the wire: 1 duplicate, the same Message-ID), the second once."""
+    with DevSmtpServer(size_limit=SIZE_LIMIT) as server:
+        conn = smtp_connection("mail_small_killed", server=server, auth_type="none")
+        register(store, conn, noise={"coalesce": True, "repeat_interval_minutes": 60})
+        start = datetime.now(timezone.utc)
+        errors = ("KeyError: 'id'", "IndexError: list index out of range", "TypeError: None")
+        for n, minutes in ((1, 0), (2, 5), (3, 6)):  # the first is sent; the repeat interval holds two
+            at = start + timedelta(minutes=minutes)
+            trace = secrets.token_urlsafe(TRACE_BYTES)
+            store.record_events([task_failed(f"r{n}", error=errors[n - 1], traceback=trace, at=at)])
+            run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda at=at: at)
+        assert len(server.messages) == 1
+        later = start + timedelta(minutes=61)
+        pass_killed_after_the_first_accept(store, later, tmp_path)
+        on_the_wire = len(server.messages) - 1
+        left = sorted(r.state.value for r in all_outbox(store))
+        after_lease = later + timedelta(seconds=61)  # past the dead pass's 60 s lease
+        run_notification_pass(trigger="cli", store=store, dag_status=no_status, clock=lambda: after_lease)
+        counts = delivery(store, server)
+        ids = [m.message["Message-ID"] for m in server.messages]
+    summary.record(
+        f"kill -9 of a pass between the parts of a combined mail refused as too big "
+        f"[{store.engine.dialect.name}]",
+        "the next pass after the lease sends both parts; <= 1 duplicate (the part on the wire), 0 lost",
+        f"parts on the wire at the kill {on_the_wire}; rows then {left}; {counts}",
+        ok=counts.lost == 0 and counts.duplicates <= 1 and counts.due == counts.sent,
+    )
+    assert on_the_wire == 1 and left == ["sending", "sending", "sent"], (on_the_wire, left)
+    assert counts.due == counts.sent == 3 and counts.lost == 0 and counts.duplicates == 1, counts
+    assert len(ids) == 4 and len(set(ids)) == 3  # the duplicate is the same mail: the same Message-ID

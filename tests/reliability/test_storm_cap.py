@@ -5,9 +5,6 @@ each row counted through the mail that carried it (due, sent, received, duplicat
 from __future__ import annotations
 
 import secrets
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,13 +20,13 @@ from airflow_failnotify.service.passes import PassSummary, run_notification_pass
 from airflow_failnotify.store import Store
 from airflow_failnotify.store.engine import create_store_engine
 from devtools.smtp_server import DevSmtpServer
-from tests.fixtures.airflow_env import REPO_ROOT
 from tests.fixtures.soak import Summary
 from tests.reliability.helpers import (
     all_outbox,
     delivery,
     entity_failed,
     no_status,
+    pass_killed_after_the_first_accept,
     register,
     run_failed,
     run_failures,
@@ -311,37 +308,6 @@ def test_send_now_is_not_held_by_the_cap_and_unregister_closes_held_rows(
     assert _states(store) == {OutboxState.SENT: 2, OutboxState.CLOSED: 1}
 
 
-# A pass in its own process that sends its first mail and is then killed -9 at the worst moment: the
-# SMTP server has accepted the mail, the store has not marked it sent, the host journal has nothing.
-_KILLED_PASS = """
-import os, signal, sys
-from contextlib import contextmanager
-from datetime import datetime
-
-from airflow_failnotify.channels.email import open_email_transport
-from airflow_failnotify.service.passes import run_notification_pass
-from airflow_failnotify.store import Store
-from airflow_failnotify.store.engine import create_store_engine
-
-store = Store(create_store_engine(sys.argv[1], timeout=10))
-at = datetime.fromisoformat(sys.argv[2])
-
-
-@contextmanager
-def killed_after_the_first_accept(conn_id):
-    with open_email_transport(conn_id) as transport:
-        class Killed:
-            def send(self, notification):
-                transport.send(notification)
-                os.kill(os.getpid(), signal.SIGKILL)
-        yield Killed()
-
-
-run_notification_pass(trigger="cli", store=store, dag_status=lambda ids: {}, clock=lambda: at,
-                      open_transport=killed_after_the_first_accept)
-"""
-
-
 def test_a_pass_killed_while_sending_the_digest_leaves_one_duplicate_and_loses_nothing(
     store: Store,
     smtp_server: DevSmtpServer,
@@ -360,13 +326,8 @@ def test_a_pass_killed_while_sending_the_digest_leaves_one_duplicate_and_loses_n
     _, window_end = cap.window_of(now)
     store.record_events(run_failures(12))
     assert _pass(store, now).storm_held == 10
-    script = tmp_path / "killed_pass.py"
-    script.write_text(_KILLED_PASS, encoding="utf-8")
-    url = store.engine.url.render_as_string(hide_password=False)
     at = window_end + timedelta(minutes=1)
-    killed = subprocess.run([sys.executable, str(script), url, at.isoformat()], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=120, check=False)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    pass_killed_after_the_first_accept(store, at, tmp_path)
     digests = [m for m in smtp_server.messages if "Storm digest" in m.subject]
     assert len(digests) == 1  # on the wire when the pass died
     assert {r.state for r in all_outbox(store) if r.state is not OutboxState.SENT} == {OutboxState.SENDING}
