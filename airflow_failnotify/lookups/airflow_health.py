@@ -2,7 +2,8 @@
 the scheduler, the api-server, the CLI; never a task).
 
 - :func:`notification_dag_facts`: the notification DAG present, paused, its last finished runs;
-- :func:`dag_presence`: active, missing (no row, or stale: its file is gone) or broken (import error);
+- :func:`dag_presence`: active, missing (no row, or stale: its file is gone) or broken (an import error
+  of its file now);
 - :func:`import_errors`: the import error of each broken DAG (``ParseImportError`` joined to
   ``DagModel`` on bundle and relative file, as Airflow's own UI does).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from airflow_failnotify.constants import NOTIFICATION_DAG_ID
 from airflow_failnotify.core.health import NotificationDagFacts
@@ -63,7 +65,7 @@ def dag_presence(dag_ids: Sequence[str]) -> dict[str, DagPresence]:
         return out
     with create_session() as session:
         rows = session.execute(
-            select(DagModel.dag_id, DagModel.is_stale, DagModel.has_import_errors).where(
+            select(DagModel.dag_id, DagModel.is_stale, has_import_error()).where(
                 DagModel.dag_id.in_(list(dag_ids))
             )
         ).all()
@@ -73,6 +75,22 @@ def dag_presence(dag_ids: Sequence[str]) -> dict[str, DagPresence]:
         elif not is_stale:
             out[dag_id] = DagPresence.ACTIVE
     return out
+
+
+def has_import_error() -> Any:
+    """True for a DAG whose file has an import error now (a ``ParseImportError`` row), as Airflow's UI
+    shows it. Not ``DagModel.has_import_errors``: Airflow leaves that set on a DAG whose file was deleted
+    while it was being parsed (the write fails, the error row goes with the file), which is missing."""
+    from airflow.models.dag import DagModel
+    from airflow.models.errors import ParseImportError
+    from sqlalchemy import and_, exists
+
+    return exists().where(
+        and_(
+            ParseImportError.filename == DagModel.relative_fileloc,
+            ParseImportError.bundle_name == DagModel.bundle_name,
+        )
+    )
 
 
 def import_errors(dag_ids: Sequence[str]) -> dict[str, ImportErrorRecord]:

@@ -113,14 +113,16 @@ def dag_status_from_metadata_db(dag_ids: Sequence[str]) -> Mapping[str, DagStatu
         return {}
     if not dag_ids:
         return {}
+    from airflow_failnotify.lookups.airflow_health import has_import_error
+
     try:
         with create_session() as session:
             known = {
                 dag_id: (bool(is_paused), bool(broken))
                 for dag_id, is_paused, broken, stale in session.execute(
-                    select(
-                        DagModel.dag_id, DagModel.is_paused, DagModel.has_import_errors, DagModel.is_stale
-                    ).where(DagModel.dag_id.in_(dag_ids))
+                    select(DagModel.dag_id, DagModel.is_paused, has_import_error(), DagModel.is_stale).where(
+                        DagModel.dag_id.in_(dag_ids)
+                    )
                 )
                 if broken or not stale  # a stale DAG without an import error: its file is gone (missing)
             }

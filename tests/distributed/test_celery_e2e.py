@@ -1,6 +1,7 @@
-"""End to end on CeleryExecutor (marker ``distributed``): INTEGRATIONS DAGs failing every minute for
-SHORT_MINUTES in ``make test`` (in its background session, beside the other Airflow stacks), and for
-MINUTES in ``make soak`` (marker ``soak`` too).
+"""End to end on CeleryExecutor (marker ``distributed``): in ``make test`` a short case (SHORT_INTEGRATIONS
+DAGs fail once: the runs the first parse makes; run in the suite's background session beside the other
+Airflow stacks); in ``make soak`` (marker ``soak`` too) INTEGRATIONS DAGs failing every minute for
+SHORT_MINUTES and for MINUTES minutes.
 
 The production topology of README.md "Production topology", all on 127.0.0.1: a Redis broker
 (``redis-server`` started here on a free port), PostgreSQL for Airflow's metadata and, in another
@@ -67,6 +68,7 @@ MINUTES = max(1, int(float(os.environ.get("FAILNOTIFY_CELERY_MINUTES", "5"))))
 INTEGRATIONS = int(os.environ.get("FAILNOTIFY_CELERY_INTEGRATIONS", "20"))
 SCHEDULERS = int(os.environ.get("FAILNOTIFY_CELERY_SCHEDULERS", "2"))
 SHORT_MINUTES = 2
+SHORT_INTEGRATIONS = 4
 GENERAL_WORKERS = 2
 CONCURRENCY = 2  # slots per Celery worker
 NOTIFICATION_DAG = "failnotify_post_failure_notification"
@@ -614,8 +616,12 @@ def celery_home(tmp_path: Path, postgres_server: PostgresServer) -> Iterator[tup
                 postgres_server.drop_database(name)
 
 
-def load_window(stack: CeleryStack, minutes: int) -> None:
-    """``minutes`` of failures every minute (the DAGs' first runs were made when they were parsed)."""
+def load_window(stack: CeleryStack, minutes: int | None) -> None:
+    """``minutes`` of failures every minute; None: the first round only (the runs made at the first parse)."""
+    if minutes is None:
+        wait_for(lambda: stack.run_states()["failed"] >= stack.integrations, timeout=180, interval=2,
+                 what="the first round of runs failed")
+        return
     window_end = time.monotonic() + minutes * 60
     while time.monotonic() < window_end:
         time.sleep(min(30.0, max(0.0, window_end - time.monotonic())))
@@ -623,7 +629,7 @@ def load_window(stack: CeleryStack, minutes: int) -> None:
 
 
 def run_case(celery_home: tuple[AirflowEnv, str, str], server: PostgresServer, summary: Summary, *,
-             integrations: int, minutes: int) -> None:
+             integrations: int, minutes: int | None) -> None:
     env, meta_url, store_url = celery_home
     port = free_port()
     timings: dict[str, float] = {}
@@ -677,8 +683,9 @@ def run_case(celery_home: tuple[AirflowEnv, str, str], server: PostgresServer, s
                 sampler.stop()
             env.stop_all()
     assert sampler is not None
+    window = f"{minutes} min" if minutes else "one round"
     label = (f"CeleryExecutor {GENERAL_WORKERS}+1 workers, {SCHEDULERS} schedulers, {integrations} integ. "
-             f"x {minutes} min")
+             f"x {window}")
     report(stack, sampler, facts, summary, label)
     print(f"timings: { {k: round(v) for k, v in timings.items()} }")
 
@@ -715,20 +722,21 @@ def quiet_mail_log(monkeypatch: pytest.MonkeyPatch) -> None:
     mail_log.setLevel(logging.WARNING)
 
 
-@pytest.mark.timeout(15 * 60)  # in make test's background session (devtools/run_suite.py)
-@pytest.mark.usefixtures("quiet_mail_log")
-def test_celery_executor_two_workers_without_store_url_two_schedulers(
-    celery_home: tuple[AirflowEnv, str, str], postgres_server: PostgresServer, summary: Summary,
-) -> None:
-    """The make test version: INTEGRATIONS failing every minute for SHORT_MINUTES (about 4 minutes alone)."""
-    run_case(celery_home, postgres_server, summary, integrations=INTEGRATIONS, minutes=SHORT_MINUTES)
-
-
 @pytest.mark.soak
 @pytest.mark.timeout(45 * 60)
 @pytest.mark.usefixtures("quiet_mail_log")
-def test_celery_executor_soak(
+@pytest.mark.parametrize("minutes", [SHORT_MINUTES, MINUTES], ids=lambda minutes: f"{minutes}min")
+def test_celery_executor_two_workers_without_store_url_two_schedulers(
+    celery_home: tuple[AirflowEnv, str, str], postgres_server: PostgresServer, summary: Summary, minutes: int,
+) -> None:
+    """INTEGRATIONS failing every minute: SHORT_MINUTES (about 4 minutes alone), then MINUTES."""
+    run_case(celery_home, postgres_server, summary, integrations=INTEGRATIONS, minutes=minutes)
+
+
+@pytest.mark.timeout(10 * 60)  # in make test's background session (devtools/run_suite.py)
+@pytest.mark.usefixtures("quiet_mail_log")
+def test_celery_executor_one_round_of_failures(
     celery_home: tuple[AirflowEnv, str, str], postgres_server: PostgresServer, summary: Summary,
 ) -> None:
-    """The soak: INTEGRATIONS failing every minute for MINUTES."""
-    run_case(celery_home, postgres_server, summary, integrations=INTEGRATIONS, minutes=MINUTES)
+    """The short version: SHORT_INTEGRATIONS fail once (the runs of the first parse)."""
+    run_case(celery_home, postgres_server, summary, integrations=SHORT_INTEGRATIONS, minutes=None)

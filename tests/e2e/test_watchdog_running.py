@@ -170,11 +170,17 @@ def test_watchdog_health_and_broken_dags_on_a_running_airflow(
             ("wd_broken", "dag_broken"), ("wd_deleted", "dag_missing"), ("wd_conn", "connection_missing")
         }
 
+        last: list[set[tuple[str, str]]] = [set()]
+
         def flagged_health() -> dict[str, Any] | None:
             report = health()
-            return report if expected <= flags_of(report) else None
+            last[0] = flags_of(report)
+            return report if expected <= last[0] else None
 
-        report = wait_for(flagged_health, timeout=60, interval=2, what="flags in failnotify health --json")
+        try:
+            report = wait_for(flagged_health, timeout=90, interval=2, what="flags in health --json")
+        except TimeoutError as err:
+            raise TimeoutError(f"{err}; flags seen last: {sorted(last[0])}") from err
         assert report["exit_code"] == {"ok": 0, "warn": 1, "bad": 2}[report["status"]]
         listing = failnotify(env, "config", "list").stdout
         assert "wd_deleted" in listing and "FLAGGED(forward): DAG wd_deleted not found in Airflow" in listing
