@@ -102,9 +102,9 @@ def reconcile_records(
 def record_run_failure(dag_run: Any, msg: str | None) -> None:
     """Record the failed run and, reconciling, its failed task instances that no event recorded.
 
-    One transaction holds both, so an evaluation never sees the run's failure without the task failures
-    reconciled for it (its "Job failed" mail would list no failed task), and a scheduler killed between
-    the two writes cannot leave it so either.
+    One transaction holds both: an evaluation never sees the run's failure without the task failures
+    reconciled for it (its "Job failed" mail would list no failed task), and a scheduler killed while
+    writing leaves both or neither.
     """
     dag_id = dag_run.dag_id
     run_failed = run_record(dag_run, failed=True, msg=msg)
