@@ -414,7 +414,9 @@ def test_server_that_never_greets_times_out(
     elapsed = time.monotonic() - started
     assert str(info.value) == f"no answer from {smtp_server.address} within 1 s"
     assert info.value.temporary and info.value.server_level
-    assert 0.9 <= elapsed < 3
+    # The connection's 1 s, not the default 30 s; loose above (the background session runs niced beside
+    # whole Airflow stacks: 3.5 s seen).
+    assert 0.9 <= elapsed < 10
 
 
 def test_server_restarted_on_same_port(
