@@ -5,7 +5,8 @@ session at normal priority. Every other test runs at the same time in a second s
 takes only the CPU the first leaves idle: an Airflow stack spends most of its time waiting for its
 scheduler, and the rest of the suite is CPU-bound. Measured on 2 cores: the whole suite in one session
 took 17m34s; side by side, 10m47s (foreground 10m43s, background 7m10s, the Celery short case included).
-On a host about 2x slower (2026-12-02, afternoon): 18m24s (foreground 18m15s, background 16m).
+On a host about 2x slower (2026-12-02, afternoon): 18m24s (foreground 18m15s, background 16m); later
+that day, with a few more tests: 19m55s (foreground 19m45s, background 18m22s).
 
 Both sessions must pass. The foreground session prints as it goes; the background one writes to
 ``test-artifacts/pytest-background.log``, printed once the foreground session is done.
