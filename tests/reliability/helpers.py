@@ -245,8 +245,8 @@ MAIL_HEADERS = frozenset(
 )
 
 
-# A pass in its own process that sends its first mail and is then killed -9 at the worst moment: the
-# SMTP server has accepted the mail, the store has not marked it sent, the host journal has nothing.
+# A pass in its own process, killed -9 at the worst moment: the SMTP server has just accepted a mail (the
+# first one it accepted), the store has not marked it sent, the host journal has nothing.
 _KILLED_AFTER_THE_FIRST_ACCEPT = """
 import os, signal, sys
 from contextlib import contextmanager
@@ -274,7 +274,6 @@ def killed_after_the_first_accept(conn_id):
 run_notification_pass(trigger="cli", store=store, dag_status=lambda ids: {}, clock=lambda: at,
                       open_transport=killed_after_the_first_accept)
 """
-
 
 
 def pass_killed_after_the_first_accept(store: Store, at: datetime, workdir: Path) -> None:
