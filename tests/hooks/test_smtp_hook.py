@@ -260,12 +260,13 @@ def test_token_endpoint_down_is_temporary(
 def test_slow_token_endpoint_honours_timeout(
     smtp_server: DevSmtpServer, token_server: TokenServer, smtp_connection: MakeConn, make_mail: MakeMail
 ) -> None:
-    token_server.fault, token_server.delay = "slow", 3
+    token_server.fault, token_server.delay = "slow", 10
     conn_id = smtp_connection(server=smtp_server, auth_type="oauth2", token_server=token_server, timeout=0.5)
     started = time.monotonic()
     with pytest.raises(MailDeliveryError, match=r"did not answer within 0\.5 s") as info:
         FailnotifySmtpHook(conn_id).send_message(make_mail())
-    assert time.monotonic() - started < 2.5
+    # Well before the endpoint's 10 s answer; loose for a loaded host (see the never-greets case).
+    assert time.monotonic() - started < 8
     assert info.value.temporary
 
 
@@ -660,7 +661,7 @@ def test_whole_mail_timeout_against_stalled_server(smtp_connection: MakeConn, ma
             conn.sendall(b"220 stall ESMTP\r\n")
             conn.recv(1024)
             conn.sendall(b"250 stall\r\n")
-            time.sleep(3)  # never answers MAIL FROM
+            time.sleep(10)  # never answers MAIL FROM (not within the test's bound, at least)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -671,5 +672,5 @@ def test_whole_mail_timeout_against_stalled_server(smtp_connection: MakeConn, ma
             FailnotifySmtpHook(conn_id).send_message(make_mail(pdf=False))
     finally:
         listener.close()
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 8  # the connection's 1 s, well before the stall ends
     assert "within 1 s" in str(info.value) and info.value.temporary
