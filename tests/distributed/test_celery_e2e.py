@@ -648,6 +648,12 @@ def run_case(celery_home: tuple[AirflowEnv, str, str], server: PostgresServer, s
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CONCURRENCY),
             "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
             "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3600",
+            # On a loaded 2-core host the api-server can take over 5 s to answer a task's Execution API
+            # call: the task's supervisor then gives up and kills the task, which Airflow sees only at the
+            # heartbeat timeout (300 s by default; seen: a 394 s one-round case). A longer call timeout,
+            # and a lost task detected in 90 s.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "90",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(env.home / "logs"),
             "FAILNOTIFY_CELERY_INTEGRATIONS": str(integrations),
         })
