@@ -38,6 +38,24 @@ def remove_home(home: Path) -> None:
     shutil.rmtree(home, ignore_errors=True)
 
 
+def run_alone(doc: str | None, quick_help: str, measure: Callable[..., dict[str, Any]],
+              quick: dict[str, Any]) -> None:
+    """A benchmark module run by itself: ``measure()`` (``measure(**quick)`` with ``--quick``) in a
+    throwaway AIRFLOW_HOME, its result printed as one JSON line."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args()
+    home = isolate_environment()
+    try:
+        result = measure(**quick) if args.quick else measure()
+    finally:
+        remove_home(home)
+    print(json.dumps(result))
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:

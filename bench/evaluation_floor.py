@@ -18,15 +18,15 @@ alone takes on this machine.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from typing import Any
 
-from bench.common import migrated_store, no_status
+from bench.common import migrated_store, no_status, run_alone
 
 BATCH = 5_000
 PAGE = 1_000
+#: The sizes of ``--quick`` (and of ``make bench --quick``): a smoke test, not the figures.
+QUICK: dict[str, Any] = {"integrations": 100, "events": 10_000}
 
 
 def _columns_but_id(cursor: Any, table: str) -> list[str]:
@@ -105,19 +105,7 @@ def run(*, integrations: int = 1_000, events: int = 100_000) -> dict[str, Any]:
 
 
 def main() -> None:
-    from bench.common import isolate_environment, remove_home
-
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="100 integrations, 10,000 events")
-    args = parser.parse_args()
-    home = isolate_environment()
-    try:
-        result = run(integrations=100, events=10_000) if args.quick else run()
-    finally:
-        remove_home(home)
-    print(json.dumps(result))
+    run_alone(__doc__, "100 integrations, 10,000 events", run, QUICK)
 
 
 if __name__ == "__main__":

@@ -345,7 +345,7 @@ def main() -> None:
     )
     items["8_evaluation_floor"] = _attempt(
         "8 floor: the evaluation's storage work alone",
-        lambda: evaluation_floor.run(integrations=100, events=10_000) if quick else evaluation_floor.run(),
+        lambda: evaluation_floor.run(**evaluation_floor.QUICK) if quick else evaluation_floor.run(),
     )
     items["9_scale_delivery"] = _attempt(
         "9 delivery at scale",
@@ -357,7 +357,7 @@ def main() -> None:
     )
     items["10_sent_history"] = _attempt(
         "10 repeat/storm reads over a sent history",
-        lambda: sent_history.run(rows=100_000, repeat=5) if quick else sent_history.run(),
+        lambda: sent_history.run(**sent_history.QUICK) if quick else sent_history.run(),
     )
     total = time.perf_counter() - started
     rows = _rows(items)

@@ -12,19 +12,19 @@ in the same run on the same data, after dropping it (the schema before 0005).
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from bench.common import NOW, migrated_store
+from bench.common import NOW, migrated_store, run_alone
 
 INTEGRATIONS = 1_000
 ROWS = 1_000_000
 REPEAT = 50
+#: The sizes of ``--quick`` (and of ``make bench --quick``): a smoke test, not the figures.
+QUICK: dict[str, Any] = {"rows": 100_000, "repeat": 5}
 INDEX = "ix_failnotify_outbox_sent"
 
 
@@ -114,19 +114,7 @@ def run(*, integrations: int = INTEGRATIONS, rows: int = ROWS, repeat: int = REP
 
 
 def main() -> None:
-    from bench.common import isolate_environment, remove_home
-
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="100,000 rows, 5 calls")
-    args = parser.parse_args()
-    home = isolate_environment()
-    try:
-        result = run(rows=100_000, repeat=5) if args.quick else run()
-    finally:
-        remove_home(home)
-    print(json.dumps(result))
+    run_alone(__doc__, "100,000 rows, 5 calls", run, QUICK)
 
 
 if __name__ == "__main__":
