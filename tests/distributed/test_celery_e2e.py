@@ -465,9 +465,10 @@ def capture_problems(stack: CeleryStack) -> tuple[list[str], dict[str, Any]]:
     # Counted and printed; any other try Airflow does not list is still a problem.
     by_key = {(e.dag_id, e.run_id, e.task_id, e.try_number): e
               for e in events if e.kind is EventKind.TASK_FAILED}
-    without_history = {key: airflow_states(stack, *key) for key in set(tries) - failed_tries
-                  if sources[by_key[key].id] == "scheduler" and not body_ran(env, *key)
-                  and retried_without_history(stack, *key)}
+    unlisted = {key: airflow_states(stack, *key) for key in set(tries) - failed_tries
+                if sources[by_key[key].id] == "scheduler" and not body_ran(env, *key)}
+    without_history = {key: states for key, states in unlisted.items()
+                       if retried_without_history(states, key[3])}
     for key, states in without_history.items():
         print(f"a try failed while queued, with no history row in Airflow: {key}: {states}")
     tries = Counter({key: n for key, n in tries.items() if key not in without_history})
@@ -507,10 +508,9 @@ def airflow_states(stack: CeleryStack, dag_id: str, run_id: str, task_id: str, t
     return {"recorded try": try_number, "now": now, "history": history}
 
 
-def retried_without_history(stack: CeleryStack, dag_id: str, run_id: str, task_id: str,
-                            try_number: int) -> bool:
-    """Airflow holds this task instance at a later try, failed, and has no history row for this one."""
-    states = airflow_states(stack, dag_id, run_id, task_id, try_number)
+def retried_without_history(states: dict[str, Any], try_number: int) -> bool:
+    """In ``states`` (:func:`airflow_states`), Airflow holds the task instance at a later try, failed, and
+    has no history row for ``try_number``."""
     later = any(n > try_number and state == "failed" for n, state in states["now"])
     return later and not any(n == try_number for n, _state in states["history"])
 
