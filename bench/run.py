@@ -304,7 +304,7 @@ def main() -> None:
 
     quick = args.quick
     started = time.perf_counter()
-    print("failnotify bench: measuring (about 20-25 minutes)...", flush=True)
+    print("failnotify bench: measuring (about 30 minutes)...", flush=True)
     items: dict[str, Any] = {}
     items["1_delivery"] = _attempt(
         "1 delivery",
